@@ -1,0 +1,252 @@
+"""The attack contract: settings in a frozen dataclass, model and data per call, invariants in the base class.
+
+Every attack subclasses :class:`Attack` and implements one method, :meth:`Attack.run`. The base class's
+``__call__`` (final: subclasses never override it) owns what subclasses could get wrong (DESIGN.md §3.2,
+following Foolbox 3's ``attacks/base.py``):
+
+* input validation (shape, dtype, values in [0, 1], finite, labels in range, a target when targeted);
+* the model in eval mode and its parameters frozen (``requires_grad=False``) during the attack, both
+  **restored in ``finally``** even when the attack raises;
+* projection of the result onto [0, 1] and onto the ε-ball of the attack's norm (when it has a budget);
+* one final forward pass that decides success, and the per-sample perturbation norms.
+
+Example::
+
+    result = PGD(eps=8 / 255, steps=10)(model, x, y)
+    print(result.robust_accuracy, result.norms["linf"].max())
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import ClassVar, final
+
+import torch
+from torch import nn
+
+from advlab.errors import InputError
+
+
+class Norm(str, Enum):
+    """Threat-model norms. Budgets are in [0, 1] pixel units (8/255 for L∞ on CIFAR-10, 0.3 on MNIST)."""
+
+    LINF = "linf"
+    L2 = "l2"
+    L1 = "l1"
+    L0 = "l0"
+
+
+class ForwardCounter(nn.Module):
+    """Wraps a model and counts single-image forward evaluations (``queries``), for black-box budgets."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.queries = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.queries += int(x.shape[0])
+        return self.model(x)
+
+
+@dataclass
+class AttackResult:
+    """What an attack produced for a batch of N images.
+
+    Attributes:
+        adv: adversarial images, float32 (N, C, H, W) in [0, 1], inside the attack's ε-ball.
+        labels: true labels (N,).
+        clean_pred: model predictions on the clean images (N,).
+        adv_pred: model predictions on ``adv`` (N,), from one final forward pass.
+        success: bool (N,): ``adv_pred != labels`` (untargeted) or ``adv_pred == target`` (targeted).
+        norms: per-sample perturbation norms ``{"l0", "l1", "l2", "linf"}``, each (N,), in [0, 1] pixel units
+            (L0 counts changed scalar entries, changes below 1e-8 ignored).
+        queries: model evaluations on single images spent by the attack (its own passes, not the final one).
+        target: target classes (N,) for targeted attacks, else None.
+    """
+
+    adv: torch.Tensor
+    labels: torch.Tensor
+    clean_pred: torch.Tensor
+    adv_pred: torch.Tensor
+    success: torch.Tensor
+    norms: dict[str, torch.Tensor]
+    queries: int = 0
+    target: torch.Tensor | None = None
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def clean_accuracy(self) -> float:
+        return float((self.clean_pred == self.labels).float().mean())
+
+    @property
+    def robust_accuracy(self) -> float:
+        """Share of images still classified correctly after the attack."""
+        return float((self.adv_pred == self.labels).float().mean())
+
+    @property
+    def success_rate(self) -> float:
+        return float(self.success.float().mean())
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def perturbation_norms(delta: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-sample L0/L1/L2/L∞ norms of ``delta`` (N, ...), as float32 tensors of shape (N,)."""
+    flat = delta.detach().flatten(1).float()
+    return {
+        "l0": (flat.abs() > 1e-8).sum(dim=1).float(),
+        "l1": flat.abs().sum(dim=1),
+        "l2": flat.norm(p=2, dim=1),
+        "linf": flat.abs().amax(dim=1) if flat.shape[1] else flat.new_zeros(flat.shape[0]),
+    }
+
+
+def project(x: torch.Tensor, adv: torch.Tensor, eps: float | None, norm: Norm) -> torch.Tensor:
+    """Project ``adv`` onto the ``norm`` ball of radius ``eps`` around ``x``, then onto the box [0, 1].
+
+    L∞ and the box commute (both are per-coordinate clamps), so the result lies in both sets. For L2 the ball
+    projection comes first and the box clamp can only shrink the perturbation, so it stays inside the ball.
+    L1 and L0 budgets are enforced by the attacks that use them; here they only clip to the box.
+    """
+    if eps is not None and math.isfinite(eps):
+        delta = adv - x
+        if norm is Norm.LINF:
+            delta = delta.clamp(-eps, eps)
+        elif norm is Norm.L2:
+            norms = delta.flatten(1).norm(p=2, dim=1).clamp_min(1e-12)
+            factor = (eps / norms).clamp(max=1.0).view(-1, *([1] * (x.dim() - 1)))
+            delta = delta * factor
+        adv = x + delta
+    return adv.clamp(0.0, 1.0)
+
+
+@contextmanager
+def frozen_eval(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and ``requires_grad=False`` on every parameter for the duration; both restored in ``finally``.
+
+    Freezing the parameters means ``torch.autograd.grad(loss, x)`` builds no weight gradients: attacks are
+    faster and never touch the model's ``.grad`` fields.
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    flags = [(param, param.requires_grad) for param in model.parameters()]
+    try:
+        model.eval()
+        for param, _ in flags:
+            param.requires_grad_(False)
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+        for param, requires_grad in flags:
+            param.requires_grad_(requires_grad)
+
+
+def validate_inputs(
+    x: torch.Tensor, y: torch.Tensor | None, target: torch.Tensor | None, num_classes: int | None = None
+) -> None:
+    """Raise :class:`InputError` for anything that breaks the input contract (DESIGN.md §3.1)."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise InputError("images must be a floating-point torch tensor (N, C, H, W) with values in [0, 1]")
+    if x.dim() != 4:
+        raise InputError(f"images must have shape (N, C, H, W), got {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise InputError("the batch is empty: pass at least one image")
+    if not torch.isfinite(x).all():
+        raise InputError("images contain NaN or inf values; clean the input first")
+    if x.min() < 0 or x.max() > 1:
+        raise InputError(
+            f"images must lie in [0, 1] (got min {float(x.min()):.3g}, max {float(x.max()):.3g}); "
+            "divide uint8 images by 255 and keep mean/std normalization inside the model"
+        )
+    for name, labels in (("labels", y), ("target", target)):
+        if labels is None:
+            continue
+        if labels.dtype not in (torch.int64, torch.int32) or labels.shape != (x.shape[0],):
+            raise InputError(f"{name} must be an integer tensor of shape ({x.shape[0]},), got "
+                             f"{labels.dtype} {tuple(labels.shape)}")
+        if labels.min() < 0 or (num_classes is not None and labels.max() >= num_classes):
+            raise InputError(f"{name} must lie in 0..{(num_classes or 0) - 1}, got values "
+                             f"{int(labels.min())}..{int(labels.max())}")
+
+
+def check_eps(eps: float | None, norm: Norm) -> None:
+    if eps is None:
+        return
+    if not isinstance(eps, (int, float)) or math.isnan(eps) or eps < 0:
+        raise InputError(f"eps must be a number >= 0, got {eps!r}")
+    if norm is Norm.LINF and eps > 1:
+        raise InputError(f"an L∞ eps of {eps} exceeds the [0, 1] pixel range; write e.g. 8/255, not 8")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Attack(ABC):
+    """Base class of every attack. Subclasses are frozen dataclasses of keyword-only settings.
+
+    Class attributes a subclass sets:
+        norm: the threat model's norm; ``eps`` (if the subclass has that field) is the radius in [0, 1] units.
+        supports_targeted / supports_untargeted: which modes ``run`` implements.
+    """
+
+    norm: ClassVar[Norm] = Norm.LINF
+    supports_targeted: ClassVar[bool] = True
+    supports_untargeted: ClassVar[bool] = True
+
+    @property
+    def budget(self) -> float | None:
+        """The ε-ball radius the base class projects onto (None: unbounded, e.g. C&W, DeepFool)."""
+        eps = getattr(self, "eps", None)
+        return None if eps is None else float(eps)
+
+    @final
+    def __call__(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *, target: torch.Tensor | None = None
+    ) -> AttackResult:
+        """Attack ``model`` on images ``x`` (N, C, H, W) in [0, 1] with labels ``y`` (N,); targeted if ``target``."""
+        check_eps(self.budget, self.norm)
+        if target is None and not self.supports_untargeted:
+            raise InputError(f"{type(self).__name__} is a targeted attack: pass target=... (class per image)")
+        if target is not None and not self.supports_targeted:
+            raise InputError(f"{type(self).__name__} does not support targeted attacks; drop target=...")
+        validate_inputs(x, y, target)
+        x = x.detach()
+        with frozen_eval(model):
+            counter = ForwardCounter(model)
+            with torch.no_grad():
+                clean_logits = model(x)
+            num_classes = clean_logits.shape[-1]
+            validate_inputs(x, y, target, num_classes)
+            clean_pred = clean_logits.argmax(dim=-1)
+            if y is None:
+                y = clean_pred
+            y = y.to(torch.int64)
+            target = None if target is None else target.to(torch.int64)
+            adv = self.run(counter, x, y, target)
+            adv = project(x, adv.detach().to(x.dtype), self.budget, self.norm)
+            with torch.no_grad():
+                adv_pred = model(adv).argmax(dim=-1)
+        success = adv_pred == target if target is not None else adv_pred != y
+        return AttackResult(
+            adv=adv,
+            labels=y,
+            clean_pred=clean_pred,
+            adv_pred=adv_pred,
+            success=success,
+            norms=perturbation_norms(adv - x),
+            queries=counter.queries,
+            target=target,
+        )
+
+    @abstractmethod
+    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+        """Return adversarial images for ``x``; the base class projects them and judges success.
+
+        ``model`` is already in eval mode with frozen parameters and counts its forward passes. ``y`` holds the
+        true labels (or the clean predictions when the caller gave none); ``target`` is None when untargeted.
+        """

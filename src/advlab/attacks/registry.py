@@ -1,0 +1,20 @@
+"""The attack registry: every attack class registers under a short name used by the CLI, presets and tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from advlab.attacks.base import Attack
+from advlab.registry import Registry
+
+ATTACKS: Registry[Attack] = Registry("attack")
+
+
+def register_attack(name: str, **info: Any):  # noqa: ANN201 - decorator
+    """``@register_attack("pgd", family="gradient", norm="linf")`` on an :class:`Attack` subclass."""
+    return ATTACKS.register(name, **info)
+
+
+def create_attack(name: str, **settings: Any) -> Attack:
+    """Build a registered attack with keyword settings, e.g. ``create_attack("pgd", eps=8/255, steps=10)``."""
+    return ATTACKS.create(name, **settings)
