@@ -1,0 +1,47 @@
+"""Small parsing helpers shared by the CLI commands (kept out of cli.py so they can be tested alone)."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from advlab.errors import InputError
+
+_FRACTION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(?:/\s*([0-9]*\.?[0-9]+))?\s*$")
+
+
+def parse_eps(text: str) -> float:
+    """Parse an epsilon such as ``0.3``, ``8/255`` or ``2e-3`` into a float in [0, 1] pixel units."""
+    match = _FRACTION.match(text)
+    if not match:
+        raise InputError(f"cannot read eps {text!r}: write a number like 0.03 or a fraction like 8/255")
+    numerator, denominator = float(match.group(1)), float(match.group(2) or 1)
+    if denominator == 0:
+        raise InputError(f"eps {text!r} divides by zero")
+    return numerator / denominator
+
+
+def parse_eps_list(values: list[str]) -> list[float]:
+    """Each item may itself hold several comma-separated values: ``--eps 1/255,2/255 --eps 4/255``."""
+    return [parse_eps(part) for value in values for part in value.split(",") if part.strip()]
+
+
+def parse_kwargs(pairs: list[str]) -> dict[str, object]:
+    """``["width=2", "dropout=0.3", "name=foo"]`` -> ``{"width": 2, "dropout": 0.3, "name": "foo"}``.
+
+    Values are read as Python literals (numbers, booleans, lists) with ``ast.literal_eval`` (never ``eval``);
+    anything else stays a string.
+    """
+    kwargs: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise InputError(f"cannot read option {pair!r}: write it as name=value, e.g. width=2")
+        try:
+            kwargs[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            kwargs[key.strip()] = value.strip()
+    return kwargs
+
+
+__all__ = ["parse_eps", "parse_eps_list", "parse_kwargs"]
