@@ -68,6 +68,7 @@ class AttackResult:
             (L0 counts changed scalar entries, changes below 1e-8 ignored).
         queries: model evaluations on single images spent by the attack (its own passes, not the final one).
         target: target classes (N,) for targeted attacks, else None.
+        extras: attack-specific per-sample tensors returned by ``run`` (e.g. ``best_l2`` for C&W).
     """
 
     adv: torch.Tensor
@@ -227,7 +228,9 @@ class Attack(ABC):
                 y = clean_pred
             y = y.to(torch.int64)
             target = None if target is None else target.to(torch.int64)
-            adv = self.run(counter, x, y, target)
+            output = self.run(counter, x, y, target)
+            # run() may return (adv, extras) to report per-sample information (C&W's best L2, queries per image).
+            adv, extras = output if isinstance(output, tuple) else (output, {})
             adv = project(x, adv.detach().to(x.dtype), self.budget, self.norm)
             with torch.no_grad():
                 adv_pred = model(adv).argmax(dim=-1)
@@ -241,11 +244,16 @@ class Attack(ABC):
             norms=perturbation_norms(adv - x),
             queries=counter.queries,
             target=target,
+            extras=dict(extras),
         )
 
     @abstractmethod
-    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
-        """Return adversarial images for ``x``; the base class projects them and judges success.
+    def run(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return adversarial images for ``x`` (or ``(adv, extras)``); the base projects them and judges success.
+
+        ``extras`` maps names to per-sample tensors (N, ...) and lands in :attr:`AttackResult.extras`.
 
         ``model`` is already in eval mode with frozen parameters and counts its forward passes. ``y`` holds the
         true labels (or the clean predictions when the caller gave none); ``target`` is None when untargeted.
