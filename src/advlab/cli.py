@@ -72,6 +72,108 @@ def data_verify_command(data_dir: Optional[Path] = DataDirOption) -> None:
         raise AdvlabError(f"{failures} file(s) under {root} fail their checksum: download them again")
 
 
+ModelArgOption = typer.Option([], "--model-arg", help="Model argument name=value (repeatable), e.g. width=2.")
+
+
+@app.command("train")
+def train_command(
+    model: str = typer.Option(..., "--model", help="Registry name (see `advlab models`) or package.module:factory."),
+    dataset: str = typer.Option(..., "--dataset", help="mnist, cifar10, mnist-sample, imagefolder, ..."),
+    data_dir: Optional[Path] = DataDirOption,
+    download: bool = typer.Option(False, "--download", help="Fetch missing MNIST/CIFAR-10 files (checksummed)."),
+    model_arg: list[str] = ModelArgOption,
+    defense: Optional[str] = typer.Option(None, "--defense", help="A registered defense (objective and/or transform)."),
+    defense_arg: list[str] = typer.Option([], "--defense-arg", help="Defense setting name=value (repeatable)."),
+    epochs: int = typer.Option(10, "--epochs"),
+    batch_size: int = typer.Option(128, "--batch-size"),
+    optimizer: str = typer.Option("adam", "--optimizer", help="sgd or adam."),
+    lr: float = typer.Option(1e-3, "--lr"),
+    momentum: float = typer.Option(0.9, "--momentum"),
+    nesterov: bool = typer.Option(False, "--nesterov"),
+    weight_decay: float = typer.Option(0.0, "--weight-decay"),
+    schedule: str = typer.Option("constant", "--schedule", help="constant, step, cosine or onecycle."),
+    milestones: list[int] = typer.Option([], "--milestone", help="Epoch of an lr step (repeatable)."),
+    augment: str = typer.Option("none", "--augment", help="none or cifar (random crop + flip)."),
+    val_fraction: float = typer.Option(0.0, "--val-fraction", help="Share of the training set held out."),
+    n: Optional[int] = typer.Option(None, "--n", help="Train on a seeded subset of n examples."),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(Path("runs/train"), "--out", help="Checkpoints (last/best) and training state."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars (one line per epoch)."),
+) -> None:
+    """Train a model (optionally with a defense) and evaluate it on the test split after every epoch."""
+    from advlab.cli_util import parse_kwargs
+    from advlab.data.sources import load_dataset
+    from advlab.training.recipe import train_with_defense
+
+    train_set = load_dataset(dataset, "train", data_dir=data_dir, n=n, seed=seed, download=download)
+    test_set = load_dataset(dataset, "test", data_dir=data_dir, download=download)
+    result = train_with_defense(
+        model, train_set, test_set,
+        model_args=parse_kwargs(model_arg), defense=defense, defense_args=parse_kwargs(defense_arg),
+        config=dict(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, momentum=momentum,
+                    nesterov=nesterov, weight_decay=weight_decay, schedule=schedule, milestones=tuple(milestones),
+                    augmentation=augment, val_fraction=val_fraction, seed=seed),
+        out_dir=out, resume=resume, device=device, quiet=quiet,
+    )
+    final = result.history[-1]
+    console.print(f"test accuracy {100 * final['test_acc']:.2f} % after {final['epoch']} epoch(s); "
+                  f"checkpoint {result.last_checkpoint}")
+
+
+@app.command("attack")
+def attack_command(
+    attack: str = typer.Option(..., "--attack", help="A registered attack, e.g. fgsm, pgd, cw, jsma, zoo, square."),
+    model: Optional[str] = typer.Option(None, "--model", help="Registry name or package.module:factory."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="advlab checkpoint or foreign state dict."),
+    model_arg: list[str] = ModelArgOption,
+    dataset: str = typer.Option(..., "--dataset"),
+    data_dir: Optional[Path] = DataDirOption,
+    split: str = typer.Option("test", "--split"),
+    n: Optional[int] = typer.Option(None, "--n", help="Attack a seeded subset of n images."),
+    eps: list[str] = typer.Option([], "--eps", help="Budget(s) in [0,1] units: 0.3, 8/255, '1/255,2/255'."),
+    attack_arg: list[str] = typer.Option([], "--attack-arg", help="Attack setting name=value (repeatable)."),
+    targeted: Optional[str] = typer.Option(None, "--targeted", help="random, least-likely, next or a class."),
+    batch_size: int = typer.Option(256, "--batch-size"),
+    seed: int = typer.Option(0, "--seed"),
+    save_adv: Optional[Path] = typer.Option(None, "--save-adv", help="Write adversarial images (.safetensors/.npz)."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow pickled objects in a foreign torch file."),
+    device: str = typer.Option("auto", "--device"),
+) -> None:
+    """Attack a model on a dataset: clean and robust accuracy per ε, success rate, norms and queries."""
+    from advlab.evaluate.campaign import run_attack_campaign, save_adversarial
+    from advlab.cli_util import parse_eps_list, parse_kwargs
+    from advlab.data.sources import load_dataset
+    from advlab.models.loading import load_model
+    from advlab.training.recipe import resolve_device
+
+    device = resolve_device(device)
+    loaded = load_model(model, weights, model_args=parse_kwargs(model_arg), trust_pickle=trust_pickle, device=device)
+    data = load_dataset(dataset, split, data_dir=data_dir, n=n, seed=seed)
+    rows = run_attack_campaign(
+        loaded.model, data, attack, epsilons=parse_eps_list(eps), settings=parse_kwargs(attack_arg),
+        targeted=targeted, batch_size=batch_size, seed=seed, device=device, keep_adversarial=save_adv is not None,
+    )
+    table = Table(title=f"{attack} on {data.name} ({len(data)} images)")
+    success_label = "target hit" if targeted else "success"
+    for column in ("ε", "clean acc", "robust acc", success_label, "mean L2", "mean L∞", "queries/img"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        metrics = row.run.metrics()
+        l2, linf = metrics.mean_norms["l2"], metrics.mean_norms["linf"]
+        # Targeted: the share that reached its target; untargeted: the share of correct points now misclassified.
+        success = float(row.run.success.double().mean()) if targeted else metrics.success_rate
+        table.add_row("—" if row.eps is None else f"{row.eps:.4g}", f"{100 * metrics.clean_accuracy:.2f} %",
+                      f"{100 * metrics.robust_accuracy:.2f} %", f"{100 * success:.2f} %",
+                      "—" if l2 is None else f"{l2:.4f}", "—" if linf is None else f"{linf:.4f}",
+                      f"{metrics.queries_per_sample:,.0f}")
+    console.print(table)
+    if save_adv is not None:
+        save_adversarial(save_adv, rows)
+        console.print(f"adversarial examples: {save_adv}")
+
+
 @app.command("demo")
 def demo_command(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Where the checkpoint and summary go."),

@@ -1,0 +1,31 @@
+"""Attacks behind one interface: ``attack(model, x, y)`` or ``attack(model, x, target=t)`` -> AttackResult.
+
+Importing this package registers every attack in :data:`advlab.attacks.registry.ATTACKS`.
+"""
+
+from advlab.attacks import (  # noqa: F401 - registration
+    apgd, cw, deepfool, fgsm, jsma, mifgsm, noise, pgd, square, substitute, transfer, zoo,
+)
+from advlab.attacks.apgd import APGD, APGDDLR, APGDTargeted
+from advlab.attacks.base import Attack, AttackResult, Norm
+from advlab.attacks.cw import CarliniWagnerL2
+from advlab.attacks.deepfool import DeepFool, DeepFoolLinf
+from advlab.attacks.fgsm import FGM, FGSM, FGSMLeastLikely, GradientStep
+from advlab.attacks.gradients import AutogradGradient, EOTGradient, FiniteDifferenceGradient
+from advlab.attacks.jsma import JSMA
+from advlab.attacks.mifgsm import MIFGSM
+from advlab.attacks.noise import GaussianBlur, GaussianNoise, MatchedNoise, RandomSign
+from advlab.attacks.pgd import BIM, PGD, PGDL2
+from advlab.attacks.registry import ATTACKS, create_attack, register_attack
+from advlab.attacks.square import SquareAttack
+from advlab.attacks.substitute import SubstituteAttack
+from advlab.attacks.transfer import TransferAttack
+from advlab.attacks.zoo import ZOO
+
+__all__ = [
+    "APGD", "APGDDLR", "APGDTargeted", "ATTACKS", "Attack", "AttackResult", "AutogradGradient", "BIM",
+    "CarliniWagnerL2", "DeepFool", "DeepFoolLinf", "EOTGradient", "FGM", "FGSM", "FGSMLeastLikely",
+    "FiniteDifferenceGradient", "GaussianBlur", "GaussianNoise", "GradientStep", "JSMA", "MIFGSM", "MatchedNoise",
+    "Norm", "PGD", "PGDL2", "RandomSign", "SquareAttack", "SubstituteAttack", "TransferAttack", "ZOO",
+    "create_attack", "register_attack",
+]

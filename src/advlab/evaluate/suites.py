@@ -55,10 +55,10 @@ SUITES: dict[str, tuple[AttackSpec, ...]] = {
         AttackSpec("PGD-20", {"linf": "pgd", "l2": "pgd_l2"}, {"steps": 20}, {"step_size": 0.25}),
     ),
     "standard": (
-        AttackSpec("APGD-CE", {"linf": "apgd", "l2": "apgd_l2"}, {"steps": 100, "loss": "ce"}),
-        AttackSpec("APGD-T", {"linf": "apgd", "l2": "apgd_l2"}, {"steps": 100, "loss": "dlr"},
-                   target_classes=9),
-        AttackSpec("Square", {"linf": "square", "l2": "square_l2"}, {"queries": 5000}),
+        AttackSpec("APGD-CE", {"linf": "apgd_ce"}, {"steps": 100}),
+        # APGD-T runs its own loop over the 9 most likely wrong classes (AutoAttack's recipe).
+        AttackSpec("APGD-T", {"linf": "apgd_dlr_targeted"}, {"steps": 100, "target_classes": 9}),
+        AttackSpec("Square", {"linf": "square"}, {"steps": 5000}),
     ),
     "papers": (
         AttackSpec("FGSM", {"linf": "fgsm", "l2": "fgm"}),
@@ -83,7 +83,11 @@ def build_attack(spec: AttackSpec, eps: float, norm: Norm | str = Norm.LINF) -> 
     settings = {"eps": eps, **spec.settings, **{key: factor * eps for key, factor in spec.eps_relative.items()}}
     if dataclasses.is_dataclass(factory):
         known = {f.name for f in dataclasses.fields(factory)}
-        settings = {key: value for key, value in settings.items() if key in known}
+        if "eps" not in known:  # unbounded attacks (C&W, DeepFool) take no radius
+            settings.pop("eps")
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise InputError(f"suite entry {spec.label!r} sets {unknown}, which {name!r} does not take")
     return CascadeStage(spec.label, ATTACKS.create(name, **settings), spec.target_classes)
 
 

@@ -1,0 +1,107 @@
+"""Turn what a user types (``--model NAME --weights FILE`` or ``package.module:factory``) into a ready model.
+
+Three sources, one function (:func:`load_model`):
+
+* an advlab checkpoint (``run/best.safetensors`` with its JSON card): architecture, arguments and any model
+  transform of its defense (PNI noise layers, ...) come from the card;
+* a registry name plus foreign weights (a ``.th``/``.pt`` state dict, loaded with ``weights_only=True``, or a
+  ``.safetensors`` state dict), e.g. the pretrained ResNet-20 of ``../shared/data/pretrained``;
+* ``package.module:factory``: the user's own code, imported and called with the model arguments.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from advlab.errors import CheckpointError, InputError
+from advlab.models.checkpoint import card_path, load_checkpoint, read_card
+from advlab.models.foreign import load_foreign_weights
+from advlab.models.registry import create_model
+
+
+@dataclass
+class LoadedModel:
+    """A model in eval mode and what is known about it (its checkpoint card, or a description built here)."""
+
+    model: nn.Module
+    card: dict[str, Any] = field(default_factory=dict)
+
+
+def apply_defense_transform(model: nn.Module, defense_card: Mapping[str, Any] | None) -> nn.Module:
+    """Re-apply a checkpoint's model transform (e.g. PNI layers) so that its saved weights fit."""
+    if not defense_card:
+        return model
+    from advlab.defenses.registry import DEFENSES, defense_from_card
+
+    if DEFENSES.entry(str(defense_card.get("name"))).info["kind"] == "objective":
+        return model
+    return defense_from_card(defense_card).apply(model)
+
+
+def _import_factory(spec: str) -> Any:
+    module_name, _, attribute = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InputError(f"cannot import {module_name!r} for --model {spec!r} ({exc}); check the module is on "
+                         "PYTHONPATH") from exc
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise InputError(f"module {module_name!r} has no {attribute!r}; --model takes package.module:factory") from None
+
+
+def load_model(
+    model: str | None,
+    weights: str | Path | None = None,
+    *,
+    model_args: Mapping[str, Any] | None = None,
+    trust_pickle: bool = False,
+    device: str = "cpu",
+) -> LoadedModel:
+    """Build and load a model from a registry name, an advlab checkpoint or ``package.module:factory``.
+
+    Args:
+        model: registry name (``resnet20``), ``package.module:factory``, or None when ``weights`` is an advlab
+            checkpoint whose card names the architecture.
+        weights: an advlab checkpoint (``.safetensors`` with a ``.json`` card beside it) or a foreign state dict.
+        model_args: keyword arguments for the factory (``{"normalization": "imagenet"}``).
+        trust_pickle: allow a foreign torch file to unpickle arbitrary objects (only for files you trust).
+    """
+    args = dict(model_args or {})
+    weights = None if weights is None else Path(weights)
+    if weights is not None and not weights.exists():
+        raise CheckpointError(f"weights file {weights} does not exist; check the path")
+    if weights is not None and weights.suffix == ".safetensors" and card_path(weights).exists():
+        card = read_card(weights)
+        if model and ":" not in model and card["model"].get("name") not in (None, model):
+            raise InputError(f"{weights} holds a {card['model']['name']!r} model, not {model!r}; drop --model "
+                             "or pass the matching name")
+
+        def build() -> nn.Module:
+            base = create_model(card["model"]["name"], **(card["model"].get("args") or {}))
+            return apply_defense_transform(base, card.get("defense"))
+
+        loaded, card = load_checkpoint(weights, device=device, build=build)
+        return LoadedModel(loaded, card)
+    if not model:
+        raise InputError("name the architecture with --model (a registry name or package.module:factory), "
+                         "or pass an advlab checkpoint (.safetensors with its .json card) as --weights")
+    if ":" in model:
+        built = _import_factory(model)(**args)
+        if not isinstance(built, nn.Module):
+            raise InputError(f"{model} returned {type(built).__name__}, not a torch.nn.Module")
+        description = {"model": {"name": model, "args": args, "source": "user factory"}}
+    else:
+        built = create_model(model, **args)
+        description = {"model": {"name": model, "args": args}}
+    if weights is not None:
+        load_foreign_weights(built, weights, trust_pickle=trust_pickle)
+        description["weights"] = {"file": str(weights), "format": "foreign state dict"}
+    return LoadedModel(built.to(device).eval(), description)

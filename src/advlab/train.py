@@ -1,0 +1,18 @@
+"""ONE ``fit()`` loop shared by every model and defense (DESIGN.md §3.5); the code lives in ``advlab.training``.
+
+Example::
+
+    from advlab.train import TrainConfig, fit
+    from advlab.objectives import CrossEntropy
+
+    result = fit(model, train_set, config=TrainConfig(epochs=1, optimizer="adam", lr=1e-3),
+                 objective=CrossEntropy(), val_set=test_set, out_dir="runs/mnist")
+    print(result.final["val_acc"], result.best_checkpoint)
+"""
+from advlab.objectives import CrossEntropy, Objective
+from advlab.seed import seed_everything
+from advlab.training.config import TrainConfig
+from advlab.training.loop import EvalHook, TrainResult, evaluate, fit
+
+__all__ = ["CrossEntropy", "EvalHook", "Objective", "TrainConfig", "TrainResult", "evaluate", "fit",
+           "seed_everything"]

@@ -1,0 +1,81 @@
+"""The CLI end to end, in-process through typer's runner and once as a real subprocess (exit codes, one-line errors)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from advlab.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_models_lists_parameter_counts() -> None:
+    result = invoke("models")
+    assert result.exit_code == 0
+    assert "mnist_cnn" in result.output and "3,274,634" in result.output and "269,722" in result.output
+
+
+def test_user_mistake_is_one_line_and_exit_code_2(tmp_path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "advlab", "train", "--model", "resnet2O", "--dataset", "mnist-sample",
+         "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert completed.returncode == 2
+    assert "Traceback" not in completed.stderr
+    assert "unknown model 'resnet2O'" in completed.stderr and "resnet20" in completed.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_data_verify_on_the_shared_folder(shared_data) -> None:
+    result = invoke("data", "verify", "--data-dir", str(shared_data))
+    assert result.exit_code == 0
+    assert "t10k-images-idx3-ubyte.gz" in result.output and "MISMATCH" not in result.output
+
+
+@pytest.fixture(scope="module")
+def trained_checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("train")
+    result = invoke("train", "--model", "mlp", "--dataset", "mnist-sample", "--n", "3000", "--epochs", "2",
+                    "--batch-size", "64", "--out", str(out), "--quiet", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "test accuracy" in result.output
+    return out / "last.safetensors"
+
+
+def test_train_writes_a_checkpoint_with_its_card(trained_checkpoint) -> None:
+    import json
+
+    card = json.loads(trained_checkpoint.with_suffix(".json").read_text())
+    assert card["model"]["name"] == "mlp" and card["model"]["parameters"] == 269_322
+    assert card["metrics"][-1]["test_acc"] > 0.85
+
+
+def test_attack_lowers_accuracy_and_saves_examples(trained_checkpoint, tmp_path) -> None:
+    saved = tmp_path / "adv.npz"
+    result = invoke("attack", "--attack", "pgd", "--weights", str(trained_checkpoint), "--dataset", "mnist-sample",
+                    "--n", "200", "--eps", "0.05,0.2", "--attack-arg", "steps=10", "--save-adv", str(saved))
+    assert result.exit_code == 0, result.output
+    arrays = np.load(saved, allow_pickle=False)
+    assert arrays["adv_0"].shape == (200, 1, 28, 28) and arrays["labels"].shape == (200,)
+    accuracy = [(arrays[f"adv_pred_{i}"] == arrays["labels"]).mean() for i in (0, 1)]
+    assert accuracy[1] < accuracy[0] < 0.95 and accuracy[1] < 0.3
+    clean = np.asarray(arrays["adv_1"])  # inside the ε-ball of the clean images is checked by the attack tests
+    assert clean.min() >= 0 and clean.max() <= 1
+
+
+def test_attack_rejects_an_eps_written_in_pixel_units(trained_checkpoint) -> None:
+    from advlab.errors import InputError
+
+    with pytest.raises(InputError, match="8/255"):
+        invoke("attack", "--attack", "fgsm", "--weights", str(trained_checkpoint), "--dataset", "mnist-sample",
+               "--n", "10", "--eps", "8")
