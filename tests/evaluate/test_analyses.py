@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import IterativeSign, OneStepSign
+from evaluate_helpers import IterativeSign, OneStepSign
 
 from advlab.attacks.base import perturbation_norms
 from advlab.errors import InputError

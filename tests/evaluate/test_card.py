@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import IterativeSign, OneStepSign, ScaledLogits
+from evaluate_helpers import IterativeSign, OneStepSign, ScaledLogits
 
 from advlab.errors import AdvlabError
 from advlab.evaluate import (

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from conftest import CountingModel, IterativeSign, OneStepSign
+from evaluate_helpers import CountingModel, IterativeSign, OneStepSign
 
 from advlab.errors import AdvlabError, InputError
 from advlab.evaluate import CascadeStage, evaluate_attack, robust_accuracy_curve, run_cascade
@@ -113,7 +113,7 @@ def test_corrupt_or_foreign_state_file_gives_a_clear_error(trained, data, tmp_pa
 
 
 def test_cascade_on_a_randomized_model_uses_eot_and_trials(trained, data) -> None:
-    from conftest import NoisyInput
+    from evaluate_helpers import NoisyInput
 
     result = run_cascade(NoisyInput(trained, 0.3), (data[0][:32], data[1][:32]), [OneStepSign(eps=0.1)], trials=3,
                          eot_samples=3)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import DoNothing, IterativeSign, NoisyInput, OneStepSign, Quantize, ScaledLogits
+from evaluate_helpers import DoNothing, IterativeSign, NoisyInput, OneStepSign, Quantize, ScaledLogits
 
 from advlab.evaluate import (
     check_iterative_vs_single_step,

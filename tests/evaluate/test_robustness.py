@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 import torch
-from conftest import CountingModel, DoNothing, IterativeSign, NoisyInput, OneStepSign
+from evaluate_helpers import CountingModel, DoNothing, IterativeSign, NoisyInput, OneStepSign
 
 from advlab.attacks.base import Attack
 from advlab.data.dataset import ImageDataset

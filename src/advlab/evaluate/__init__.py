@@ -6,7 +6,7 @@ Grouped public API:
   ZOO's success rate), :func:`run_attack` (per-sample records);
 * worst case over an attack set: :func:`run_cascade`, :class:`CascadeStage`, :data:`SUITES`, :func:`build_suite`;
 * randomized models: :func:`is_randomized`, :func:`with_eot`;
-* sanity checks: :func:`run_checks` and the ``check_*`` functions, :class:`CheckResult` (docs/checks.md);
+* sanity checks: :func:`run_checks` and the ``check_*`` functions, :class:`CheckResult` (advlab/evaluate/checks.md);
 * analyses: :func:`perturbation_statistics`, :func:`pixel_histograms`, :func:`average_perturbation_images`,
   :func:`average_adversarial_grid`, :func:`input_gradient_norms`, :func:`transfer_matrix`,
   :func:`accuracy_vs_steps`, :func:`parameter_sweep`, :func:`accuracy_vs_noise`;

@@ -3,7 +3,7 @@
 The checklist of Athalye, Carlini, Wagner (2018, "Obfuscated Gradients Give a False Sense of Security",
 arXiv:1802.00420, §3.1) and Carlini et al. (2019, "On Evaluating Adversarial Robustness", arXiv:1902.06705),
 written like AutoAttack's ``checks.py``: each check is a small function returning a :class:`CheckResult` whose
-``doc_anchor`` points at a one-paragraph explanation in ``docs/checks.md``. A check never raises for a bad
+``doc_anchor`` points at a one-paragraph explanation in ``advlab/evaluate/checks.md``. A check never raises for a bad
 model; it warns. It skips (with a reason) when what it needs is not available.
 
 :func:`run_checks` runs them all with a small budget (the first ``max_points`` points, few steps).
@@ -27,7 +27,7 @@ from advlab.evaluate.randomness import eot_samples_of, is_randomized, seeded
 from advlab.evaluate.runner import run_attack
 
 Status = Literal["pass", "warn", "skip"]
-DOC = "docs/checks.md"
+DOC = "advlab/evaluate/checks.md"
 
 
 @dataclass(frozen=True)
@@ -292,7 +292,7 @@ def run_checks(
         seed: the checks run under this seed; the caller's RNG is untouched.
 
     Returns:
-        One :class:`CheckResult` per check, in the order of ``docs/checks.md``; skipped checks say why.
+        One :class:`CheckResult` per check, in the order of ``advlab/evaluate/checks.md``; skipped checks say why.
     """
     if eps is None or not isinstance(eps, (int, float)) or math.isnan(eps) or eps < 0:
         raise InputError(f"eps must be a number >= 0, got {eps!r}")

@@ -1,0 +1,230 @@
+"""The report's tables as plain data (strings per cell), rendered by both the HTML and the markdown writers.
+
+Every number is formatted here (:mod:`advlab.report.formatting`), so the two outputs show the same text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from advlab.report.entries import ModelEntry
+from advlab.report.formatting import (
+    MISSING,
+    epsilon,
+    is_number,
+    norm_name,
+    number,
+    percent,
+)
+
+
+@dataclass
+class Row:
+    """Cells of one row; ``color`` marks the row's model (a swatch in HTML), ``status`` a check's outcome."""
+
+    cells: list[str]
+    color: str | None = None
+    status: str | None = None
+
+
+@dataclass
+class Table:
+    """``headers`` and ``rows``; the first ``text_columns`` columns are text (left-aligned), the rest numbers."""
+
+    id: str
+    title: str
+    headers: list[str]
+    rows: list[Row] = field(default_factory=list)
+    text_columns: int = 1
+    caption: str = ""
+
+
+def attack_title(attack: dict[str, Any]) -> str:
+    """``"pgd (L∞)"`` from a ``describe_attack`` dict."""
+    name = attack.get("name") or attack.get("registry_name") or "attack"
+    norm = norm_name(attack.get("norm"))
+    return f"{name} ({norm})" if norm else str(name)
+
+
+def clean_accuracy(entry: ModelEntry) -> float | None:
+    card = entry.card
+    if card.results and is_number(card.results[0].get("clean_accuracy")):
+        return card.results[0]["clean_accuracy"]
+    if card.cascade and is_number(card.cascade.get("clean_accuracy")):
+        return card.cascade["clean_accuracy"]
+    return None
+
+
+def trials_text(entry: ModelEntry) -> str:
+    trials = entry.card.trials
+    if not trials:
+        return MISSING
+    count = int(trials.get("count") or 1)
+    eot = int(trials.get("eot_samples") or 1)
+    text = f"{count}" + (" (randomized)" if trials.get("randomized") else "")
+    return text + (f", EOT {eot}" if eot > 1 else "")
+
+
+def summary_table(entries: Sequence[ModelEntry]) -> Table:
+    """Model, data, clean accuracy, robust accuracy per attack and ε (mean ± std over trials), cascade worst case."""
+    columns: list[tuple[str, Any, str]] = []  # (attack title, eps, norm) in order of first appearance
+    for entry in entries:
+        title = attack_title(entry.attack)
+        for row in entry.card.results:
+            key = (title, row.get("eps"), entry.attack.get("norm"))
+            if key not in columns:
+                columns.append(key)
+    first_seen = [c[0] for c in columns]  # group by attack in order of appearance, then ε ascending
+    columns.sort(key=lambda key: (first_seen.index(key[0]), key[1] if is_number(key[1]) else float("inf")))
+    headers = ["Model", "Data", "n", "Trials", "Clean"]
+    headers += [f"{title} ε={epsilon(eps, norm)}" for title, eps, norm in columns]
+    headers.append("Worst case (cascade)")
+    table = Table("summary-table", "Summary", headers, text_columns=4,
+                  caption="Accuracy on the evaluated points; robust accuracy is the share of all points still "
+                          "classified correctly under attack (mean ± std over trials for randomized models).")
+    for entry in entries:
+        card = entry.card
+        cells = [entry.label, str(card.data.get("name", MISSING)), number(card.data.get("n")), trials_text(entry),
+                 percent(clean_accuracy(entry))]
+        title = attack_title(entry.attack)
+        by_key = {(title, row.get("eps"), entry.attack.get("norm")): row for row in card.results}
+        for key in columns:
+            row = by_key.get(key)
+            cells.append(percent(row.get("robust_accuracy"), row.get("robust_accuracy_std")) if row else MISSING)
+        cascade = card.cascade
+        if cascade:
+            worst = percent(cascade.get("robust_accuracy"), cascade.get("robust_accuracy_std"))
+            stages = len(cascade.get("stages", []))
+            cells.append(f"{worst} ({stages} attack{'s' if stages != 1 else ''})")
+        else:
+            cells.append(MISSING)
+        table.rows.append(Row(cells, entry.color))
+    return table
+
+
+def cascade_table(entries: Sequence[ModelEntry]) -> Table | None:
+    """Per model and stage: the attack, cumulative robust accuracy (worst case so far), newly fooled, queries."""
+    table = Table("cascade-table", "Attack cascade", ["Model", "Stage", "Attack", "Robust accuracy after stage",
+                                                       "Newly fooled", "Queries"], text_columns=3,
+                  caption="Each attack runs only on the points still robust; the last row of a model is its "
+                          "worst-case robust accuracy over the whole set.")
+    for entry in entries:
+        cascade = entry.card.cascade
+        if not cascade:
+            continue
+        for index, stage in enumerate(cascade.get("stages", [])):
+            attack = stage.get("attack") or {}
+            settings = attack.get("settings") or {}
+            budget = f", ε={epsilon(settings['eps'], attack.get('norm'))}" if "eps" in settings else ""
+            targets = attack.get("target_classes") or 0
+            target_text = f", targeted ×{targets}" if targets else ""
+            table.rows.append(Row([
+                entry.label if index == 0 else "", f"{index + 1}. {stage.get('label', '')}",
+                (f"{attack.get('registry_name') or attack.get('name', '')} ({norm_name(attack.get('norm'))}"
+                 f"{budget}{target_text})"),
+                percent(stage.get("robust_accuracy"), stage.get("robust_accuracy_std")),
+                number(stage.get("newly_fooled")), number(stage.get("queries")),
+            ], entry.color if index == 0 else None))
+    return table if table.rows else None
+
+
+def checks_table(entries: Sequence[ModelEntry]) -> Table | None:
+    table = Table("checks-table", "Sanity checks", ["Model", "Check", "Status", "Result"], text_columns=4)
+    for entry in entries:
+        for index, check in enumerate(entry.card.checks):
+            table.rows.append(Row([entry.label if index == 0 else "", str(check.get("name", "")),
+                                   str(check.get("status", "")).upper(), str(check.get("message", ""))],
+                                  entry.color if index == 0 else None, status=str(check.get("status", ""))))
+    return table if table.rows else None
+
+
+def check_values(check: dict[str, Any]) -> str:
+    """``name = value`` pairs of a check's measured values, shares as numbers (they are compared raw)."""
+    return ", ".join(f"{key} = {number(value)}" for key, value in (check.get("values") or {}).items())
+
+
+def _analyses(entries: Sequence[ModelEntry], kind: str):
+    for entry in entries:
+        for analysis in entry.analyses:
+            if analysis.kind == kind:
+                yield entry, analysis
+
+
+def single_attack_table(entries: Sequence[ModelEntry]) -> Table | None:
+    """Attacks without an ε budget (C&W: mean L2 to fool; ZOO: success rate), one row per analysis."""
+    table = Table("single-attack-table", "Minimum-norm and black-box attacks",
+                  ["Model", "Attack", "Success rate", "Robust accuracy", "Mean L2", "Median L2", "Mean L∞",
+                   "Queries / point"], text_columns=2,
+                  caption="Success rate over the clean-correct points; norms of the successful perturbations in "
+                          "[0, 1] pixel units.")
+    for entry, analysis in _analyses(entries, "single_attack"):
+        data = analysis.data
+        mean, median = data.get("mean_norms") or {}, data.get("median_norms") or {}
+        table.rows.append(Row([entry.label, analysis.name, percent(data.get("success_rate"), data.get("success_rate_std")),
+                               percent(data.get("robust_accuracy"), data.get("robust_accuracy_std")),
+                               number(mean.get("l2")), number(median.get("l2")), number(mean.get("linf")),
+                               number(data.get("queries_per_sample"))], entry.color))
+    return table if table.rows else None
+
+
+def perturbation_table(entries: Sequence[ModelEntry]) -> Table | None:
+    table = Table("perturbation-table", "Perturbation norms", ["Model", "Norm", "Mean", "Std", "Min", "Max"],
+                  text_columns=2, caption="Per-example norms of adv − x in [0, 1] pixel units (L0: changed entries).")
+    for entry, analysis in _analyses(entries, "perturbation_statistics"):
+        for index, (norm, stats) in enumerate(analysis.data["summary"].items()):
+            table.rows.append(Row([entry.label if index == 0 else "", norm_name(norm)]
+                                  + [number(stats[key]) for key in ("mean", "std", "min", "max")],
+                                  entry.color if index == 0 else None))
+    return table if table.rows else None
+
+
+def gradient_table(entries: Sequence[ModelEntry]) -> Table | None:
+    table = Table("gradient-table", "Input-gradient norms", ["Model", "Points", "n", "Mean", "Median", "Std"],
+                  text_columns=2, caption="‖∇ₓ CE(f(x), y)‖ with respect to [0, 1] pixels.")
+    for entry, analysis in _analyses(entries, "gradient_norms"):
+        norm = norm_name(analysis.data["norm"])
+        for index, group in enumerate(("correct", "incorrect")):
+            stats = analysis.data[group] or {}
+            table.rows.append(Row([entry.label if index == 0 else "", f"{group} ({norm})", number(stats.get("n")),
+                                   number(stats.get("mean")), number(stats.get("median")), number(stats.get("std"))],
+                                  entry.color if index == 0 else None))
+    return table if table.rows else None
+
+
+def transfer_tables(entries: Sequence[ModelEntry]) -> list[Table]:
+    tables = []
+    for entry, analysis in _analyses(entries, "transfer"):
+        data = analysis.data
+        table = Table(f"transfer-table-{entry.index}", f"Transfer matrix ({entry.label})",
+                      ["Source ↓ / target →"] + data["names"],
+                      caption="Accuracy of the target model (column) on adversarial examples crafted against the "
+                              "source model (row); the diagonal is white-box.")
+        table.rows.append(Row(["clean"] + [percent(v) for v in data["clean_accuracy"]]))
+        for name, row in zip(data["names"], data["accuracy"]):
+            table.rows.append(Row([name] + [percent(v) for v in row]))
+        tables.append(table)
+    return tables
+
+
+CURVE_TABLES = {
+    "steps_sweep": ("steps-table", "Robust accuracy vs attack steps", "steps"),
+    "sweep": ("sweep-table", "Robust accuracy vs an attack setting", None),
+    "noise": ("noise-table", "Accuracy vs Gaussian noise std", "σ"),
+    "curve": ("curve-table", "Other measured curves", None),
+}
+
+
+def curve_table(entries: Sequence[ModelEntry], kind: str) -> Table | None:
+    """One row per model and curve: the x values as ``x: accuracy`` cells (the x values may differ per model)."""
+    table_id, title, x_name = CURVE_TABLES[kind]
+    table = Table(table_id, title, ["Model", "Curve", "Values"], text_columns=3)
+    for entry, analysis in _analyses(entries, kind):
+        data = analysis.data
+        name = x_name or data.get("parameter") or data.get("x_label") or "x"
+        share = "acc" in str(data.get("y_label", "accuracy")).lower()  # accuracies as %, other measures as is
+        cells = "; ".join(f"{name}={number(x)}: {percent(y, s) if share else number(y)}"
+                          for x, y, s in zip(data["x"], data["y"], data["y_std"]))
+        table.rows.append(Row([entry.label, analysis.name, cells], entry.color))
+    return table if table.rows else None
