@@ -174,6 +174,20 @@ def attack_command(
         console.print(f"adversarial examples: {save_adv}")
 
 
+@app.command("report")
+def report_command(
+    cards: list[Path] = typer.Argument(..., help="Evaluation cards (card.json) to put side by side."),
+    out: Path = typer.Option(Path("runs/report"), "--out", help="Folder for report.html and report.md."),
+    title: Optional[str] = typer.Option(None, "--title"),
+) -> None:
+    """Rebuild the HTML and markdown report from evaluation cards, without rerunning anything."""
+    from advlab.report import build_report
+
+    paths = build_report(cards, out, **({"title": title} if title else {}))
+    console.print(f"markdown: {paths.markdown}")
+    console.print(f"report: {paths.html}")
+
+
 @app.command("demo")
 def demo_command(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Where the checkpoint and summary go."),

@@ -1,0 +1,322 @@
+"""Adversarial-training objectives: the training loss mixes clean inputs with perturbed (attacked) inputs.
+
+Every objective here is one small dataclass run by the one ``advlab.train.fit`` (DESIGN.md §3.5)::
+
+    loss = clean_weight · CE(model(x), y) + (1 − clean_weight) · CE(model(x̃), y)
+
+where ``x̃`` is produced by :meth:`PerturbedInputObjective.perturb`: an attack (FGSM, PGD, fast FGSM with a random
+start, FGSM against a per-epoch snapshot of the model) or random noise (``advlab.defenses.noise``). They differ only
+in ``perturb`` and their settings, so the mixing, the warm-up and the card description live once, in the base.
+
+How the adversarial inputs are generated (one rule for all objectives):
+    * The attack's ``__call__`` puts the model in **eval mode with frozen parameters** and restores both in
+      ``finally``; the training loss is then computed in train mode with parameter gradients. So batch-norm uses
+      its running statistics during generation and dropout is off, as in evaluation.
+    * Noise a defense *builds into the model* (PNI's weight/activation noise, an :class:`~advlab.defenses.noise.
+      InputNoise` wrapper) is **on** during generation: those layers draw noise in eval mode too, and nothing here
+      switches them off. The adversary of a noisy model therefore attacks the noisy model, as in PNI (Rakin et al.
+      2019) — a deterministic surrogate would be a weaker adversary and overstate robustness.
+    * ``labels="predicted"`` attacks the model's own clean predictions instead of the true labels (PNI; Kurakin
+      et al. 2017's remedy for *label leaking*, where the true label makes the one-step adversarial example easier
+      to fit than the clean one). The training loss always uses the true labels.
+
+Settings use [0, 1] pixel units (DESIGN.md §3.1): ε = 0.3 on MNIST, 8/255 on CIFAR-10.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from advlab.data.dataset import ImageDataset
+from advlab.errors import InputError
+
+LabelMode = Literal["true", "predicted"]
+
+
+@dataclass(kw_only=True)
+class PerturbedInputObjective:
+    """Base: ``clean_weight · CE(x) + (1 − clean_weight) · CE(perturb(x))``, with optional clean warm-up epochs.
+
+    Args:
+        clean_weight: weight w_c of the clean loss in [0, 1]; the perturbed loss gets ``1 − w_c``.
+            0 trains on perturbed inputs only (Madry et al.), 0.5 weighs both equally (PNI, Goodfellow's α = 0.5).
+        warmup_epochs: the first ``warmup_epochs`` epochs (0-based epoch index < warmup_epochs, as passed to
+            :meth:`on_epoch_start` by ``fit``) use the clean loss only; attacks on an untrained model are noise.
+
+    Subclasses set ``name`` (the registry name written to the checkpoint card) and implement :meth:`perturb`.
+    """
+
+    name: ClassVar[str] = ""
+    #: True when the objective itself makes the *model* random (none here: randomness in training only).
+    stochastic: ClassVar[bool] = False
+
+    clean_weight: float = 0.0
+    warmup_epochs: int = 0
+    _epoch: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.clean_weight <= 1.0:
+            raise InputError(f"clean_weight must lie in [0, 1], got {self.clean_weight}")
+        if self.warmup_epochs < 0:
+            raise InputError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Return the perturbed inputs x̃ (same shape as ``x``, in [0, 1], detached)."""
+        raise NotImplementedError
+
+    def on_epoch_start(self, model: nn.Module, epoch: int) -> None:
+        """Hook called by ``fit`` before each epoch (0-based): tracks the epoch for the warm-up."""
+        self._epoch = int(epoch)
+
+    @property
+    def in_warmup(self) -> bool:
+        return self._epoch < self.warmup_epochs
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Scalar training loss for a batch ``x`` (N, C, H, W) in [0, 1] with labels ``y`` (N,)."""
+        if self.in_warmup or self.clean_weight == 1.0:
+            return F.cross_entropy(model(x), y)
+        # Generate first: the attack toggles eval mode and restores the caller's train mode afterwards. Attacks
+        # run in float32 (DESIGN.md §4) even inside fit's bf16 autocast: bf16 can round small steps away.
+        with torch.autocast(x.device.type, enabled=False):
+            perturbed = self.perturb(model, x, y).detach()
+        loss = (1.0 - self.clean_weight) * F.cross_entropy(model(perturbed), y)
+        if self.clean_weight > 0.0:
+            loss = loss + self.clean_weight * F.cross_entropy(model(x), y)
+        return loss
+
+    def describe(self) -> dict[str, Any]:
+        """``{"name": registry name, **settings}``; ``create_defense(**describe())`` rebuilds the objective."""
+        settings = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+        return {"name": self.name, **settings}
+
+
+@dataclass(kw_only=True)
+class _AttackObjective(PerturbedInputObjective):
+    """Shared by the attack-based objectives: the label mode and the call into an :class:`~advlab.attacks.base.
+    Attack` (built lazily so importing this module does not import every attack)."""
+
+    labels: LabelMode = "true"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.labels not in ("true", "predicted"):
+            raise InputError(f"labels must be 'true' or 'predicted', got {self.labels!r}")
+
+    def build_attack(self) -> Any:
+        raise NotImplementedError
+
+    def attacked_model(self, model: nn.Module) -> nn.Module:
+        """The model the attack differentiates (the trained model itself, unless a subclass snapshots it)."""
+        return model
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        attack = self.build_attack()
+        # y=None makes the attack base use the model's clean (eval-mode) predictions as labels.
+        attack_labels = y if self.labels == "true" else None
+        return attack(self.attacked_model(model), x, attack_labels).adv
+
+
+@dataclass(kw_only=True)
+class FGSMMixedLoss(_AttackObjective):
+    """α·CE(x, y) + (1 − α)·CE(x + ε·sign(∇ₓCE), y): FGSM adversarial training with a mixed loss.
+
+    Papers: Goodfellow, Shlens, Szegedy, "Explaining and harnessing adversarial examples" (2015,
+    arXiv:1412.6572), used with α = 0.5 by Hao, Chen, Huang, "Fooling networks by adding noises".
+    Threat model: L∞, ε in [0, 1] pixel units (0.1 … 0.3 on MNIST).
+
+    Args:
+        eps: FGSM step ε. alpha: weight of the clean loss (the base's ``clean_weight``), default 0.5.
+        labels / warmup_epochs: see the module docstring and :class:`PerturbedInputObjective`.
+
+    Example::
+
+        objective = FGSMMixedLoss(eps=0.1)            # α = 0.5
+        fit(model, train_set, config=config, objective=objective)
+    """
+
+    name: ClassVar[str] = "fgsm_mixed"
+    eps: float = 0.1
+    clean_weight: float = 0.5
+
+    def build_attack(self) -> Any:
+        from advlab.attacks.fgsm import FGSM
+
+        return FGSM(eps=self.eps)
+
+
+@dataclass(kw_only=True)
+class PGDAdversarialTraining(_AttackObjective):
+    """Adversarial training with an L∞ PGD inner maximization (Madry et al. 2018, arXiv:1706.06083).
+
+    ``min_θ E[ w_c·CE(x) + (1 − w_c)·max_{‖δ‖∞ ≤ ε} CE(x + δ) ]`` with the inner max approximated by ``steps``
+    steps of PGD from a uniform random start. Defaults follow Madry's CIFAR-10 setting (ε = 8/255, 7 steps of
+    2/255, adversarial loss only, true labels); Madry's MNIST setting is ε = 0.3, 40 steps of 0.01. PNI (Rakin et
+    al. 2019, arXiv:1811.09310) uses ``clean_weight=0.5, labels="predicted"``: see :meth:`pni`.
+
+    Args:
+        eps, step_size, steps, random_start, restarts: the PGD attack ([0, 1] units). ``early_stop`` is always
+            off in training: every sample gets the full number of steps.
+        clean_weight, labels, warmup_epochs: see :class:`PerturbedInputObjective` and the module docstring.
+
+    Shapes: x (N, C, H, W) in [0, 1], y (N,) -> scalar loss.
+
+    Example::
+
+        objective = PGDAdversarialTraining(eps=0.3, step_size=0.01, steps=40)
+        fit(model, mnist_train, config=config, objective=objective)
+    """
+
+    name: ClassVar[str] = "pgd_at"
+    eps: float = 8 / 255
+    step_size: float = 2 / 255
+    steps: int = 7
+    random_start: bool = True
+    restarts: int = 1
+
+    @classmethod
+    def pni(cls, **settings: Any) -> PGDAdversarialTraining:
+        """PNI's setting: w_c = w_a = 0.5, attack on predicted labels (plus any PGD settings)."""
+        return cls(**{"clean_weight": 0.5, "labels": "predicted", **settings})
+
+    def build_attack(self) -> Any:
+        from advlab.attacks.pgd import PGD
+
+        return PGD(eps=self.eps, step_size=self.step_size, steps=self.steps, random_start=self.random_start,
+                   restarts=self.restarts, early_stop=False)
+
+
+@dataclass(kw_only=True)
+class FastFGSMTraining(_AttackObjective):
+    """"Fast is better than free": FGSM from a uniform random start (Wong, Rice, Kolter 2020, arXiv:2001.03994).
+
+    δ₀ ~ U(−ε, ε), one signed-gradient step of size α = 1.25·ε, projected back onto the ε-ball and [0, 1];
+    trained on the adversarial loss only. This is PGD with one step and a random start, so it reuses
+    :class:`~advlab.attacks.pgd.PGD`. Guard against *catastrophic overfitting* (robustness to PGD collapsing
+    within an epoch while FGSM accuracy soars): check PGD accuracy every epoch on a fixed validation subset
+    with :func:`pgd_accuracy_hook` and keep the best checkpoint by it (``TrainConfig(eval_hook=...,
+    best_metric="pgd_acc")``).
+
+    Args:
+        eps: ε in [0, 1] units (8/255 CIFAR-10, 0.3 MNIST). step_size: α, default ``1.25 * eps``.
+
+    Example::
+
+        objective = FastFGSMTraining(eps=8 / 255)
+        hook = pgd_accuracy_hook(val_set, eps=8 / 255)
+    """
+
+    name: ClassVar[str] = "fast_fgsm"
+    eps: float = 8 / 255
+    step_size: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.step_size is None:
+            self.step_size = 1.25 * self.eps
+
+    def build_attack(self) -> Any:
+        from advlab.attacks.pgd import PGD
+
+        return PGD(eps=self.eps, step_size=self.step_size, steps=1, random_start=True, restarts=1,
+                   early_stop=False)
+
+
+@dataclass(kw_only=True)
+class PerEpochAdversarialTraining(_AttackObjective):
+    """Adversarial set regenerated once per epoch with FGSM on the current model ("CNNs and adversarial
+    examples", van Everdingen).
+
+    The thesis regenerates an FGSM copy of the whole training set at the start of each epoch and trains on the
+    original plus that copy. This objective does the equivalent without storing the copy: at
+    :meth:`on_epoch_start` it takes a frozen **snapshot** of the model, and every batch of that epoch is attacked
+    with FGSM against the snapshot. FGSM is deterministic, so each image gets exactly the adversarial example
+    the cached set would hold (and augmented images get theirs), for the same compute (one forward/backward per
+    image per epoch) and the memory of one model instead of one dataset. With ``clean_weight=0.5`` each batch
+    contributes its clean and adversarial copies equally, as training on the union does.
+
+    Args:
+        eps: FGSM ε in [0, 1] units. clean_weight: default 0.5 (original + adversarial set).
+
+    Example::
+
+        fit(model, train_set, config=config, objective=PerEpochAdversarialTraining(eps=0.1))
+    """
+
+    name: ClassVar[str] = "per_epoch_adversarial"
+    eps: float = 0.1
+    clean_weight: float = 0.5
+    _snapshot: nn.Module | None = field(default=None, init=False, repr=False, compare=False)
+
+    def on_epoch_start(self, model: nn.Module, epoch: int) -> None:
+        super().on_epoch_start(model, epoch)
+        self._snapshot = self._take_snapshot(model)
+
+    @staticmethod
+    def _take_snapshot(model: nn.Module) -> nn.Module:
+        snapshot = copy.deepcopy(model).eval()
+        for param in snapshot.parameters():
+            param.requires_grad_(False)
+        return snapshot
+
+    def attacked_model(self, model: nn.Module) -> nn.Module:
+        if self._snapshot is None:  # used outside fit(): snapshot on first use, as an epoch start would
+            self._snapshot = self._take_snapshot(model)
+        return self._snapshot
+
+    def build_attack(self) -> Any:
+        from advlab.attacks.fgsm import FGSM
+
+        return FGSM(eps=self.eps)
+
+
+def pgd_accuracy_hook(
+    val_set: ImageDataset,
+    *,
+    eps: float,
+    steps: int = 10,
+    step_size: float | None = None,
+    n: int | None = 512,
+    batch_size: int = 256,
+    seed: int = 0,
+    key: str = "pgd_acc",
+) -> Callable[[nn.Module, int], dict[str, float]]:
+    """Build ``eval_hook(model, epoch) -> {key: PGD robust accuracy, key + "_clean": clean accuracy}``.
+
+    The guard against catastrophic overfitting of fast FGSM training (Wong et al. 2020, §5): a small L∞ PGD
+    attack (``steps`` steps of ``step_size`` = ε/4 by default, one random start) on a fixed subset of ``n``
+    validation images (drawn once with ``seed``). The random start is seeded too (the attack's own generator),
+    so every epoch is measured against the same draw and the training RNG stream is untouched (a resumed run
+    stays reproducible). Use with ``fit(..., eval_hook=hook)`` and ``TrainConfig(best_metric="pgd_acc")``.
+
+    Example::
+
+        hook = pgd_accuracy_hook(val_set, eps=8 / 255, n=1000)
+        fit(model, train, config=TrainConfig(best_metric="pgd_acc"), objective=FastFGSMTraining(eps=8 / 255),
+            eval_hook=hook, out_dir="runs/fast")
+    """
+    from advlab.attacks.pgd import PGD
+
+    if len(val_set) == 0:
+        raise InputError("the PGD check needs a non-empty validation set; pass val_set or a split of train")
+    subset = val_set.subset(n, seed=seed)
+    attack = PGD(eps=eps, step_size=eps / 4 if step_size is None else step_size, steps=steps,
+                 random_start=True, restarts=1, early_stop=False, seed=seed)
+
+    def eval_hook(model: nn.Module, epoch: int) -> dict[str, float]:
+        device = next(iter(model.parameters()), torch.empty(0)).device
+        robust = clean = 0
+        for x, y in subset.batches(batch_size, device=device):
+            result = attack(model, x, y)
+            robust += int((result.adv_pred == y).sum())
+            clean += int((result.clean_pred == y).sum())
+        return {key: robust / len(subset), f"{key}_clean": clean / len(subset)}
+
+    return eval_hook
