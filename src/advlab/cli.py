@@ -82,8 +82,9 @@ def train_command(
     data_dir: Optional[Path] = DataDirOption,
     download: bool = typer.Option(False, "--download", help="Fetch missing MNIST/CIFAR-10 files (checksummed)."),
     model_arg: list[str] = ModelArgOption,
-    defense: Optional[str] = typer.Option(None, "--defense", help="A registered defense (objective and/or transform)."),
-    defense_arg: list[str] = typer.Option([], "--defense-arg", help="Defense setting name=value (repeatable)."),
+    defense: list[str] = typer.Option([], "--defense", help="A registered defense (repeatable: pni + pgd_at)."),
+    defense_arg: list[str] = typer.Option(
+        [], "--defense-arg", help="Defense setting name=value, or defense.name=value with several defenses."),
     epochs: int = typer.Option(10, "--epochs"),
     batch_size: int = typer.Option(128, "--batch-size"),
     optimizer: str = typer.Option("adam", "--optimizer", help="sgd or adam."),
@@ -103,7 +104,7 @@ def train_command(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars (one line per epoch)."),
 ) -> None:
     """Train a model (optionally with a defense) and evaluate it on the test split after every epoch."""
-    from advlab.cli_util import parse_kwargs
+    from advlab.cli_util import parse_kwargs, split_scoped_kwargs
     from advlab.data.sources import load_dataset
     from advlab.training.recipe import train_with_defense
 
@@ -111,7 +112,8 @@ def train_command(
     test_set = load_dataset(dataset, "test", data_dir=data_dir, download=download)
     result = train_with_defense(
         model, train_set, test_set,
-        model_args=parse_kwargs(model_arg), defense=defense, defense_args=parse_kwargs(defense_arg),
+        model_args=parse_kwargs(model_arg), defenses=defense,
+        defense_args=split_scoped_kwargs(parse_kwargs(defense_arg), defense),
         config=dict(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, momentum=momentum,
                     nesterov=nesterov, weight_decay=weight_decay, schedule=schedule, milestones=tuple(milestones),
                     augmentation=augment, val_fraction=val_fraction, seed=seed),
@@ -151,6 +153,11 @@ def attack_command(
     device = resolve_device(device)
     loaded = load_model(model, weights, model_args=parse_kwargs(model_arg), trust_pickle=trust_pickle, device=device)
     data = load_dataset(dataset, split, data_dir=data_dir, n=n, seed=seed)
+    from advlab.evaluate.randomness import declares_stochastic
+
+    if declares_stochastic(loaded.model) and "eot_samples" not in " ".join(attack_arg):
+        err_console.print("[yellow]warning:[/] this model is randomized: one gradient sample per step overstates "
+                          "its robustness; add --attack-arg eot_samples=10, or use `advlab evaluate` (EOT + trials)")
     rows = run_attack_campaign(
         loaded.model, data, attack, epsilons=parse_eps_list(eps), settings=parse_kwargs(attack_arg),
         targeted=targeted, batch_size=batch_size, seed=seed, device=device, keep_adversarial=save_adv is not None,

@@ -35,13 +35,32 @@ def parse_kwargs(pairs: list[str]) -> dict[str, object]:
     kwargs: dict[str, object] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key.strip().isidentifier():
+        key, value = key.strip(), value.strip()
+        if not sep or not all(part.isidentifier() for part in key.split(".")) or key.count(".") > 1:
             raise InputError(f"cannot read option {pair!r}: write it as name=value, e.g. width=2")
+        if _FRACTION.match(value) and "/" in value:
+            kwargs[key] = parse_eps(value)  # 8/255 reads as the number it means
+            continue
         try:
-            kwargs[key.strip()] = ast.literal_eval(value.strip())
+            kwargs[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
-            kwargs[key.strip()] = value.strip()
+            kwargs[key] = value
     return kwargs
 
 
-__all__ = ["parse_eps", "parse_eps_list", "parse_kwargs"]
+def split_scoped_kwargs(kwargs: dict[str, object], names: list[str]) -> dict[str, dict[str, object]]:
+    """``{"pni.locations": "W", "eps": 0.3}`` -> per-name settings; unscoped keys need exactly one name."""
+    scoped: dict[str, dict[str, object]] = {}
+    for key, value in kwargs.items():
+        scope, dot, setting = key.rpartition(".")
+        if not dot:
+            if len(names) != 1:
+                raise InputError(f"setting {key!r} is ambiguous with defenses {names}: write it as NAME.{key}=...")
+            scope = names[0]
+        if scope not in names:
+            raise InputError(f"setting {key!r} names {scope!r}, which is not among the chosen defenses {names}")
+        scoped.setdefault(scope, {})[setting] = value
+    return scoped
+
+
+__all__ = ["parse_eps", "parse_eps_list", "parse_kwargs", "split_scoped_kwargs"]

@@ -12,7 +12,7 @@ Three sources, one function (:func:`load_model`):
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,15 +33,14 @@ class LoadedModel:
     card: dict[str, Any] = field(default_factory=dict)
 
 
-def apply_defense_transform(model: nn.Module, defense_card: Mapping[str, Any] | None) -> nn.Module:
-    """Re-apply a checkpoint's model transform (e.g. PNI layers) so that its saved weights fit."""
-    if not defense_card:
-        return model
+def apply_defense_transforms(model: nn.Module, defense_cards: Sequence[Mapping[str, Any]] | None) -> nn.Module:
+    """Re-apply a checkpoint's model transforms (e.g. PNI layers), in order, so that its saved weights fit."""
     from advlab.defenses.registry import DEFENSES, defense_from_card
 
-    if DEFENSES.entry(str(defense_card.get("name"))).info["kind"] == "objective":
-        return model
-    return defense_from_card(defense_card).apply(model)
+    for defense_card in defense_cards or ():
+        if DEFENSES.entry(str(defense_card.get("name"))).info["kind"] != "objective":
+            model = defense_from_card(defense_card).apply(model)
+    return model
 
 
 def _import_factory(spec: str) -> Any:
@@ -86,7 +85,7 @@ def load_model(
 
         def build() -> nn.Module:
             base = create_model(card["model"]["name"], **(card["model"].get("args") or {}))
-            return apply_defense_transform(base, card.get("defense"))
+            return apply_defense_transforms(base, card.get("defenses"))
 
         loaded, card = load_checkpoint(weights, device=device, build=build)
         return LoadedModel(loaded, card)

@@ -1,13 +1,15 @@
 """The recipe behind ``advlab train``: model + optional defense + ``fit()``, with the test set checked each epoch.
 
 A defense from the registry is an objective (``fit(objective=...)``), a model transform (``apply(model)``, e.g.
-PNI noise layers) or both; its ``describe()`` goes into the checkpoint card so that loading the checkpoint
-re-applies the transform (see :func:`advlab.models.loading.load_model`).
+PNI noise layers) or both; a run takes at most one objective and any transforms (PNI + PGD training is
+``["pni", "pgd_at"]``). Their ``describe()`` dicts go into the checkpoint card under ``defenses`` so that loading
+the checkpoint re-applies the transforms (see :func:`advlab.models.loading.load_model`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,8 @@ import torch
 from torch import nn
 
 from advlab.data.dataset import ImageDataset
+from advlab.errors import InputError
+from advlab.seed import seed_everything
 from advlab.training.config import TrainConfig
 from advlab.training.loop import TrainResult, evaluate, fit
 
@@ -26,17 +30,42 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
-def build_defense(name: str | None, settings: Mapping[str, Any]) -> tuple[Any | None, Any | None, dict | None]:
-    """``(objective or None, transform or None, describe() dict or None)`` for a registered defense."""
-    if not name:
-        return None, None, None
+@dataclass
+class DefenseSetup:
+    """The registered defenses of one run: at most one training objective, any number of model transforms."""
+
+    objective: Any | None = None
+    transforms: list[Any] = field(default_factory=list)
+    cards: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def no_weight_decay(self) -> tuple[str, ...]:
+        return tuple(pattern for t in self.transforms for pattern in getattr(t, "no_weight_decay", ()))
+
+
+def build_defenses(names: Sequence[str], settings: Mapping[str, Mapping[str, Any]]) -> DefenseSetup:
+    """Create each named defense with ``settings[name]``; e.g. ``["pni", "pgd_at"]`` is PNI-W trained with PGD.
+
+    A defense of kind ``both`` serves as the objective and as a transform.
+    """
     from advlab.defenses.registry import DEFENSES, create_defense
 
-    kind = DEFENSES.entry(name).info["kind"]
-    defense = create_defense(name, **settings)
-    objective = defense if kind in ("objective", "both") else None
-    transform = defense if kind in ("transform", "both") else None
-    return objective, transform, defense.describe()
+    unknown = sorted(set(settings) - set(names))
+    if unknown:
+        raise InputError(f"settings given for {unknown}, which is not among the chosen defenses {list(names)}")
+    setup = DefenseSetup()
+    for name in names:
+        kind = DEFENSES.entry(name).info["kind"]
+        defense = create_defense(name, **dict(settings.get(name, {})))
+        if kind in ("objective", "both"):
+            if setup.objective is not None:
+                raise InputError(f"{name!r} and {setup.objective.describe()['name']!r} are both training objectives; "
+                                 "choose one (transforms such as pni combine with any objective)")
+            setup.objective = defense
+        if kind in ("transform", "both"):
+            setup.transforms.append(defense)
+        setup.cards.append(defense.describe())
+    return setup
 
 
 def train_with_defense(
@@ -45,15 +74,15 @@ def train_with_defense(
     test_set: ImageDataset,
     *,
     model_args: Mapping[str, Any] | None = None,
-    defense: str | None = None,
-    defense_args: Mapping[str, Any] | None = None,
+    defenses: Sequence[str] = (),
+    defense_args: Mapping[str, Mapping[str, Any]] | None = None,
     config: Mapping[str, Any],
     out_dir: str | Path,
     resume: bool = False,
     device: str | None = "auto",
     quiet: bool = False,
 ) -> TrainResult:
-    """Train ``model_name`` on ``train_set`` with an optional registered defense; ``test_acc`` logged per epoch.
+    """Train ``model_name`` on ``train_set`` with registered defenses; ``test_acc`` logged per epoch.
 
     ``config`` holds :class:`TrainConfig` fields; with ``val_fraction > 0`` a seeded share of ``train_set`` is held
     out as the validation set that selects ``best.safetensors``.
@@ -62,15 +91,17 @@ def train_with_defense(
     from advlab.models.loading import load_model
 
     device = resolve_device(device)
-    objective, transform, defense_card = build_defense(defense, defense_args or {})
+    setup = build_defenses(defenses, defense_args or {})
     train_config = TrainConfig(**{**config, "device": device,
-                                  "no_weight_decay": tuple(config.get("no_weight_decay", ()))
-                                  + tuple(getattr(transform, "no_weight_decay", ()))})
+                                  "no_weight_decay": tuple(config.get("no_weight_decay", ())) + setup.no_weight_decay})
+    # Seed before building: torch seeds its global generator randomly per process, so without this two runs
+    # with the same --seed would start from different initial weights.
+    seed_everything(train_config.seed)
     if ":" in model_name:
         model: nn.Module = load_model(model_name, model_args=model_args).model
     else:
         model = create_model(model_name, **dict(model_args or {}))
-    if transform is not None:
+    for transform in setup.transforms:
         model = transform.apply(model)
 
     val_set = None
@@ -81,7 +112,7 @@ def train_with_defense(
         return {"test_acc": evaluate(trained, test_set, device=torch.device(device))["acc"]}
 
     card_extra: dict[str, Any] = {"test_dataset": test_set.name}
-    if defense_card is not None:
-        card_extra["defense"] = defense_card
-    return fit(model, train_set, config=train_config, objective=objective, val_set=val_set, out_dir=out_dir,
+    if setup.cards:
+        card_extra["defenses"] = setup.cards
+    return fit(model, train_set, config=train_config, objective=setup.objective, val_set=val_set, out_dir=out_dir,
                resume=resume, card_extra=card_extra, quiet=quiet, device=device, eval_hook=test_accuracy)
