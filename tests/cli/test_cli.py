@@ -79,3 +79,29 @@ def test_attack_rejects_an_eps_written_in_pixel_units(trained_checkpoint) -> Non
     with pytest.raises(InputError, match="8/255"):
         invoke("attack", "--attack", "fgsm", "--weights", str(trained_checkpoint), "--dataset", "mnist-sample",
                "--n", "10", "--eps", "8")
+
+
+def test_pni_with_pgd_training_round_trips_through_its_card(tmp_path) -> None:
+    from advlab.defenses.pni import pni_layers
+    from advlab.evaluate.randomness import declares_stochastic
+    from advlab.models.loading import load_model
+
+    out = tmp_path / "pni"
+    result = invoke("train", "--model", "mlp", "--dataset", "mnist-sample", "--n", "256", "--epochs", "1",
+                    "--defense", "pni", "--defense", "pgd_at", "--defense-arg", "pgd_at.eps=8/255",
+                    "--defense-arg", "pgd_at.steps=2", "--defense-arg", "pni.alpha_init=0.1",
+                    "--out", str(out), "--quiet", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    loaded = load_model(None, out / "last.safetensors")
+    assert [card["name"] for card in loaded.card["defenses"]] == ["pni", "pgd_at"]
+    assert loaded.card["defenses"][1]["eps"] == pytest.approx(8 / 255)
+    assert loaded.card["train"]["no_weight_decay"] == ["*pni_alpha*"]
+    assert pni_layers(loaded.model) and declares_stochastic(loaded.model)
+
+
+def test_two_objectives_are_refused() -> None:
+    from advlab.errors import InputError
+
+    with pytest.raises(InputError, match="both training objectives"):
+        invoke("train", "--model", "mlp", "--dataset", "mnist-sample", "--n", "64", "--epochs", "1",
+               "--defense", "pgd_at", "--defense", "fgsm_mixed", "--out", "unused")
