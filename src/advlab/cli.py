@@ -96,7 +96,7 @@ def train_command(
     milestones: list[int] = typer.Option([], "--milestone", help="Epoch of an lr step (repeatable)."),
     augment: str = typer.Option("none", "--augment", help="none or cifar (random crop + flip)."),
     val_fraction: float = typer.Option(0.0, "--val-fraction", help="Share of the training set held out."),
-    n: Optional[int] = typer.Option(None, "--n", help="Train on a seeded subset of n examples."),
+    n: Optional[int] = typer.Option(None, "--n", "--subset", help="Train on a seeded subset of n examples."),
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(Path("runs/train"), "--out", help="Checkpoints (last/best) and training state."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
@@ -119,6 +119,10 @@ def train_command(
                     augmentation=augment, val_fraction=val_fraction, seed=seed),
         out_dir=out, resume=resume, device=device, quiet=quiet,
     )
+    from advlab.distributed import is_main
+
+    if not is_main():  # under torchrun only rank 0 reports (it alone wrote the checkpoint)
+        return
     final = result.history[-1]
     console.print(f"test accuracy {100 * final['test_acc']:.2f} % after {final['epoch']} epoch(s); "
                   f"checkpoint {result.last_checkpoint}")
@@ -133,7 +137,7 @@ def attack_command(
     dataset: str = typer.Option(..., "--dataset"),
     data_dir: Optional[Path] = DataDirOption,
     split: str = typer.Option("test", "--split"),
-    n: Optional[int] = typer.Option(None, "--n", help="Attack a seeded subset of n images."),
+    n: Optional[int] = typer.Option(None, "--n", "--subset", help="Attack a seeded subset of n images."),
     eps: list[str] = typer.Option([], "--eps", help="Budget(s) in [0,1] units: 0.3, 8/255, '1/255,2/255'."),
     attack_arg: list[str] = typer.Option([], "--attack-arg", help="Attack setting name=value (repeatable)."),
     targeted: Optional[str] = typer.Option(None, "--targeted", help="random, least-likely, next or a class."),
@@ -150,7 +154,11 @@ def attack_command(
     from advlab.models.loading import load_model
     from advlab.training.recipe import resolve_device
 
+    from advlab.distributed import init_from_env, is_main, rank_device
+
     device = resolve_device(device)
+    if init_from_env(device):  # under torchrun: each rank attacks its share of the batches
+        device = str(rank_device(device))
     loaded = load_model(model, weights, model_args=parse_kwargs(model_arg), trust_pickle=trust_pickle, device=device)
     data = load_dataset(dataset, split, data_dir=data_dir, n=n, seed=seed)
     from advlab.evaluate.randomness import declares_stochastic
@@ -162,6 +170,8 @@ def attack_command(
         loaded.model, data, attack, epsilons=parse_eps_list(eps), settings=parse_kwargs(attack_arg),
         targeted=targeted, batch_size=batch_size, seed=seed, device=device, keep_adversarial=save_adv is not None,
     )
+    if not is_main():
+        return
     table = Table(title=f"{attack} on {data.name} ({len(data)} images)")
     success_label = "target hit" if targeted else "success"
     for column in ("ε", "clean acc", "robust acc", success_label, "mean L2", "mean L∞", "queries/img"):

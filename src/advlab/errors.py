@@ -26,3 +26,18 @@ class InputError(AdvlabError):
 
 class UnknownNameError(AdvlabError):
     """A registry lookup (model, attack, defense, dataset) named something that is not registered."""
+
+
+_SHAPE_WORDS = ("shape", "size", "channels", "dimension")
+
+
+def looks_like_shape_mismatch(exc: BaseException) -> bool:
+    """True for torch's RuntimeErrors about an input that does not fit a layer ("mat1 and mat2 shapes cannot be
+    multiplied", "expected input ... to have 3 channels", "size of tensor a (3) must match ...").
+
+    Used where a model first sees user data, to turn that one kind of RuntimeError into an :class:`InputError`
+    while any other failure inside the model propagates unchanged.
+    """
+    message = str(exc).lower()
+    return isinstance(exc, RuntimeError) and not isinstance(exc, MemoryError) \
+        and "out of memory" not in message and any(word in message for word in _SHAPE_WORDS)

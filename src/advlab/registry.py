@@ -6,12 +6,13 @@ The CLI, presets and tests enumerate the same registries, so a name that works i
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 from typing import Any, Generic, TypeVar
 
-from advlab.errors import UnknownNameError
+from advlab.errors import InputError, UnknownNameError
 
 T = TypeVar("T")
 
@@ -54,8 +55,25 @@ class Registry(Generic[T]):
             ) from None
 
     def create(self, name: str, **kwargs: Any) -> T:
-        """Build the object registered as ``name`` with keyword arguments."""
-        return self.entry(name).factory(**kwargs)
+        """Build the object registered as ``name`` with keyword arguments.
+
+        A setting the factory does not take is an :class:`InputError` listing the ones it does (a typo in
+        ``--model-arg`` or a card must not surface as a bare TypeError).
+        """
+        factory = self.entry(name).factory
+        try:
+            signature = inspect.signature(factory)
+        except (TypeError, ValueError):  # some builtins have no signature; let the call itself decide
+            signature = None
+        if signature is not None:
+            try:
+                signature.bind(**kwargs)
+            except TypeError as exc:
+                known = [p.name for p in signature.parameters.values()
+                         if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+                raise InputError(f"{self.kind} {name!r} cannot take settings {sorted(kwargs)} ({exc}); its "
+                                 f"settings are: {', '.join(known) or 'none'}") from None
+        return factory(**kwargs)
 
     def names(self) -> list[str]:
         return sorted(self._entries)

@@ -29,7 +29,7 @@ from typing import ClassVar, final
 import torch
 from torch import nn
 
-from advlab.errors import InputError
+from advlab.errors import InputError, looks_like_shape_mismatch
 
 
 class Norm(str, Enum):
@@ -173,8 +173,8 @@ def validate_inputs(
             raise InputError(f"{name} must be an integer tensor of shape ({x.shape[0]},), got "
                              f"{labels.dtype} {tuple(labels.shape)}")
         if labels.min() < 0 or (num_classes is not None and labels.max() >= num_classes):
-            raise InputError(f"{name} must lie in 0..{(num_classes or 0) - 1}, got values "
-                             f"{int(labels.min())}..{int(labels.max())}")
+            allowed = f"lie in 0..{num_classes - 1}" if num_classes is not None else "be class indices >= 0"
+            raise InputError(f"{name} must {allowed}, got values {int(labels.min())}..{int(labels.max())}")
 
 
 def check_eps(eps: float | None, norm: Norm) -> None:
@@ -220,7 +220,13 @@ class Attack(ABC):
         with frozen_eval(model):
             counter = ForwardCounter(model)
             with torch.no_grad():
-                clean_logits = model(x)
+                try:
+                    clean_logits = model(x)
+                except RuntimeError as exc:  # e.g. 3-channel 32x32 images given to an MNIST model
+                    if not looks_like_shape_mismatch(exc):
+                        raise
+                    raise InputError(f"the model cannot process images of shape {tuple(x.shape[1:])} ({exc}); "
+                                     "pass images of the shape it was built for (see `advlab models`)") from exc
             num_classes = clean_logits.shape[-1]
             validate_inputs(x, y, target, num_classes)
             clean_pred = clean_logits.argmax(dim=-1)

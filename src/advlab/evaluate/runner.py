@@ -24,7 +24,15 @@ import torch
 from torch import nn
 
 from advlab.attacks.base import Attack, AttackResult
-from advlab.evaluate.inputs import DataLike, EvalData, as_eval_data, check_batch_size, model_device
+from advlab.distributed import all_gather_objects, is_distributed, shard_batches
+from advlab.errors import InputError
+from advlab.evaluate.inputs import (
+    DataLike,
+    EvalData,
+    as_eval_data,
+    check_batch_size,
+    model_device,
+)
 from advlab.evaluate.progress import ProgressLike, ProgressReporter
 
 NORMS = ("l0", "l1", "l2", "linf")
@@ -149,32 +157,42 @@ def run_attack(
     Args:
         target: None (untargeted), target classes (N,), or a function ``(x, y) -> target`` per batch.
         keep_adversarial: also keep the adversarial images (N, C, H, W) on the CPU.
+
+    In a distributed run (``torchrun``; see :mod:`advlab.distributed`) this is a collective: each rank attacks
+    every ``world_size``-th batch of the single-process batching and all ranks get the gathered records, in the
+    original order.
     """
     check_batch_size(batch_size)
     data = as_eval_data(data)
+    if len(data) == 0:
+        raise InputError(f"{data.name} holds no images; check the data source, --split and --n")
     device = model_device(model, device)
-    reporter = ProgressReporter(progress, data.num_batches(batch_size), f"{type(attack).__name__}")
-    parts: dict[str, list[torch.Tensor]] = {"labels": [], "clean_pred": [], "adv_pred": [], "adv": [], "target": []}
-    norms: dict[str, list[torch.Tensor]] = {name: [] for name in NORMS}
-    queries = 0
-    for index, (x, y) in enumerate(data.batches(batch_size, device)):
+    num_batches = data.num_batches(batch_size)
+    distributed = is_distributed()
+    mine = shard_batches(num_batches) if distributed else range(num_batches)
+    reporter = ProgressReporter(progress, len(mine), f"{type(attack).__name__}")
+    records: list[tuple[int, dict[str, Any]]] = []
+    for index in mine:
+        x, y = data.batch(index, batch_size, device)
         batch_target = None
         if callable(target):
             batch_target = target(x, y)
         elif target is not None:
             batch_target = target[index * batch_size:(index + 1) * batch_size].to(device)
         result = attack(model, x, y, target=batch_target)
-        parts["labels"].append(result.labels.cpu())
-        parts["clean_pred"].append(result.clean_pred.cpu())
-        parts["adv_pred"].append(result.adv_pred.cpu())
-        if keep_adversarial:
-            parts["adv"].append(result.adv.cpu())
-        if batch_target is not None:
-            parts["target"].append(batch_target.cpu())
-        for name in NORMS:
-            norms[name].append(result.norms[name].cpu())
-        queries += int(result.queries)
+        records.append((index, {
+            "labels": result.labels.cpu(), "clean_pred": result.clean_pred.cpu(), "adv_pred": result.adv_pred.cpu(),
+            "adv": result.adv.cpu() if keep_adversarial else None,
+            "target": batch_target.cpu() if batch_target is not None else None,
+            "norms": {name: result.norms[name].cpu() for name in NORMS}, "queries": int(result.queries),
+        }))
         reporter.advance()
+    if distributed:
+        records = sorted((item for part in all_gather_objects(records) for item in part), key=lambda item: item[0])
+    parts: dict[str, list[torch.Tensor]] = {key: [record[key] for _, record in records if record[key] is not None]
+                                            for key in ("labels", "clean_pred", "adv_pred", "adv", "target")}
+    norms = {name: [record["norms"][name] for _, record in records] for name in NORMS}
+    queries = sum(record["queries"] for _, record in records)
     return AttackRun(
         labels=torch.cat(parts["labels"]),
         clean_pred=torch.cat(parts["clean_pred"]),

@@ -36,7 +36,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from advlab.errors import CheckpointError, UnknownNameError
+from advlab.errors import CheckpointError, InputError, UnknownNameError
 from advlab.io import write_bytes, write_json
 from advlab.models.layers import Normalize
 
@@ -223,7 +223,7 @@ def build_from_card(card: Mapping[str, Any]) -> nn.Module:
     except UnknownNameError as exc:
         raise CheckpointError(f"{exc} The checkpoint needs that model: import the module that registers it, "
                               "or pass build= to load_checkpoint") from exc
-    except TypeError as exc:
+    except (TypeError, InputError) as exc:
         raise CheckpointError(f"model {name!r} does not accept the card's arguments {args} ({exc}); the card "
                               "comes from another advlab version: pass build= to load_checkpoint") from exc
 

@@ -79,8 +79,8 @@ def _read_torch_file(path: Path, *, trust_pickle: bool) -> Any:
         raise CheckpointError(
             f"{path} could not be read as a weights-only torch file ({first_line}). If it is truncated or corrupt, "
             "download it again; if it holds pickled Python objects and you trust its source, pass "
-            "trust_pickle=True (unpickling an untrusted file can run arbitrary code), or convert it to "
-            ".safetensors."
+            "trust_pickle=True (--trust-pickle on the command line; unpickling an untrusted file can run "
+            "arbitrary code), or convert it to .safetensors."
         ) from None
     except (EOFError, RuntimeError, ValueError, OSError, zipfile.BadZipFile, AttributeError, ImportError,
             KeyError, IndexError, TypeError) as error:

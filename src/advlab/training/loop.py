@@ -5,6 +5,9 @@ the objective's loss, validation (loss and accuracy), the caller's ``eval_hook``
 ``out_dir`` -- ``best.safetensors`` (when the best metric improved), ``last.safetensors`` and the resumable
 training state. Everything random comes from seeded generators whose states are saved, so a run resumed after
 any completed epoch ends with bit-identical weights on the same hardware.
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1) the same loop runs data-parallel: see :mod:`advlab.distributed` for how
+each global batch is split across the ranks; rank 0 alone writes files and prints.
 """
 
 from __future__ import annotations
@@ -23,7 +26,23 @@ from torch import nn
 
 from advlab.augment import get_augmentation
 from advlab.data.dataset import ImageDataset
-from advlab.errors import AdvlabError, CheckpointError, InputError
+from advlab.distributed import (
+    all_reduce_sum,
+    get_world_size,
+    init_from_env,
+    is_distributed,
+    is_main,
+    rank_device,
+    shard_batches,
+    split_batch,
+    wrap_ddp,
+)
+from advlab.errors import (
+    AdvlabError,
+    CheckpointError,
+    InputError,
+    looks_like_shape_mismatch,
+)
 from advlab.models.checkpoint import RESERVED_CARD_KEYS, save_checkpoint, to_jsonable
 from advlab.objectives import CrossEntropy, check_objective, start_epoch
 from advlab.progress import TrainProgress
@@ -35,9 +54,9 @@ from advlab.training.state import (
     clear_training_state,
     has_training_state,
     load_training_state,
+    save_training_state,
     saved_config,
     saved_objective,
-    save_training_state,
 )
 
 EvalHook = Callable[[nn.Module, int], Mapping[str, float]]
@@ -160,20 +179,25 @@ def evaluate(model: nn.Module, dataset: ImageDataset, *, batch_size: int = 512, 
     """Mean cross-entropy and accuracy of ``model`` on ``dataset`` in eval mode: ``{"loss", "acc"}``.
 
     The model's mode is restored afterwards. Logits are summed in float32 (cross-entropy of bf16 logits would
-    round the loss).
+    round the loss). In a distributed run this is a collective: every rank must call it; each evaluates its share
+    of the batches and all get the totals.
     """
     device = device or next(iter(model.parameters()), torch.empty(0)).device
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
+    mine = set(shard_batches(-(-len(dataset) // batch_size))) if is_distributed() else None
     with _eval_mode(model), torch.no_grad():
-        for x, y in dataset.batches(batch_size, device=device):
+        for index, (x, y) in enumerate(dataset.batches(batch_size, device=device)):
+            if mine is not None and index not in mine:
+                continue
             with autocast(device, amp):
                 logits = model(x)
             logits = logits.float()
             total_loss += F.cross_entropy(logits, y, reduction="sum").double()
             correct += (logits.argmax(dim=1) == y).sum()
+    loss_sum, correct_sum = all_reduce_sum([total_loss, correct], device=device)
     n = max(len(dataset), 1)
-    return {"loss": float(total_loss) / n, "acc": float(correct) / n}
+    return {"loss": loss_sum / n, "acc": correct_sum / n}
 
 
 def _dataset_entry(train_set: ImageDataset, val_set: ImageDataset | None) -> dict[str, Any]:
@@ -213,25 +237,47 @@ def _train_one_epoch(
     data_generator: torch.Generator, device: torch.device, probe: _TrainAccuracyProbe,
     trained_params: list[torch.Tensor], progress: TrainProgress,
 ) -> tuple[float, float, int]:
-    """One pass over the shuffled, augmented training set; returns (mean loss, last lr, global step)."""
+    """One pass over the shuffled, augmented training set; returns (mean loss, last lr, global step).
+
+    Distributed: every rank draws and augments the same global batch and trains on its slice of it; ``model`` is
+    then the DDP wrapper, which averages the gradients. Scaling each rank's mean loss by its share of the batch
+    makes that average the full batch's mean gradient even when the slices differ in size.
+    """
     model.train()
     probe.reset()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     seen = 0
+    world_size = get_world_size()
     lr = set_lr(optimizer, multiplier(step))
     batches = train_set.batches(config.batch_size, shuffle=True, generator=data_generator, device=device,
                                 drop_last=config.drop_last)
     for batch_index, (x, y) in enumerate(batches):
         x = augment(x, data_generator)
         lr = set_lr(optimizer, multiplier(step))
+        global_n = int(y.shape[0])
+        if world_size > 1:
+            if global_n < world_size:  # a rank would get no image (every rank skips it alike)
+                continue
+            mine = split_batch(global_n)
+            x, y = x[mine], y[mine]
         probe.batch(x, y)
         optimizer.zero_grad(set_to_none=True)
-        with autocast(device, config.amp):
-            loss = objective(model, x, y)
+        try:
+            with autocast(device, config.amp):
+                loss = objective(model, x, y)
+        except RuntimeError as exc:
+            if batch_index or not looks_like_shape_mismatch(exc):  # the first batch tells a wrong input shape
+                raise
+            raise InputError(f"the model cannot train on images of shape {tuple(x.shape[1:])} from "
+                             f"{train_set.name} ({exc}); use a model built for this dataset (see `advlab "
+                             "models`)") from exc
         if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
             raise InputError(f"the objective {type(objective).__name__} must return a scalar tensor loss, got "
                              f"{type(loss).__name__}")
-        loss.backward()
+        if world_size > 1:
+            (loss * (y.shape[0] * world_size / global_n)).backward()
+        else:
+            loss.backward()
         if config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(trained_params, config.grad_clip)
         optimizer.step()
@@ -241,6 +287,11 @@ def _train_one_epoch(
         # Reading the loss forces a device sync: only every 20 batches, and only when bars show it.
         if progress.bars and batch_index % 20 == 0:
             _show(progress, batch_index + 1, float(loss_sum) / seen, probe.accuracy)
+    if world_size > 1:
+        total_loss, seen, probe.correct, probe.seen = all_reduce_sum(
+            [loss_sum, seen, probe.correct, probe.seen], device=device)
+        seen, probe.seen = int(seen), int(probe.seen)
+        loss_sum = torch.tensor(total_loss, dtype=torch.float64)
     mean_loss = float(loss_sum) / max(seen, 1)
     if progress.bars:
         _show(progress, batch_index + 1, mean_loss, probe.accuracy)
@@ -326,7 +377,7 @@ def fit(
                          f"{train_set.image_shape}; use two splits of the same dataset")
     extra = dict(card_extra or {})
     reserved = sorted((RESERVED_CARD_KEYS | {"dataset", "objective", "train", "metrics", "best", "seed",
-                                             "epochs_completed"}) & set(extra))
+                                             "epochs_completed", "world_size"}) & set(extra))
     if reserved:
         raise InputError(f"card_extra may not set {reserved}; fit writes those entries itself")
     out_path = Path(out_dir) if out_dir is not None else None
@@ -334,6 +385,9 @@ def fit(
         raise InputError("resume=True needs the out_dir of the interrupted run")
 
     run_device = resolve_device(device, config)
+    distributed = init_from_env(run_device)  # torchrun: WORLD_SIZE > 1
+    run_device = rank_device(run_device)
+    writes = out_path is not None and is_main()
     seed_everything(config.seed)
     # One CPU generator for shuffling and augmentation, seeded apart from the global stream (seed + 1) so the
     # shuffle order is not correlated with dropout masks drawn from the same seed.
@@ -359,8 +413,13 @@ def fit(
             saved = load_training_state(out_path, model=model, optimizer=optimizer, data_generator=data_generator)
             start_epoch_index, step = saved.epochs_completed, saved.global_step
             history, best = saved.history, saved.best
-        elif has_training_state(out_path):
+        elif writes and has_training_state(out_path):
             clear_training_state(out_path)
+    # Wrapped after loading the state (DDP broadcasts rank 0's weights when built); only the objective sees the
+    # wrapper: checkpoints, validation and eval_hook use the plain model.
+    train_model = wrap_ddp(model)
+    if distributed:
+        extra["world_size"] = get_world_size()
 
     def build_card() -> dict[str, Any]:
         return to_jsonable({
@@ -374,7 +433,7 @@ def fit(
     started = time.perf_counter()
     last_path = best_path = None
     try:
-        with TrainProgress(config.epochs, quiet=quiet) as progress:
+        with TrainProgress(config.epochs, quiet=quiet or not is_main()) as progress:
             if start_epoch_index:
                 progress.note(f"resuming {out_path} after epoch {start_epoch_index}/{config.epochs}")
             for epoch in range(start_epoch_index, config.epochs):
@@ -382,7 +441,7 @@ def fit(
                 start_epoch(objective, model, epoch)
                 progress.start_epoch(epoch, total_batches=steps_per_epoch)
                 train_loss, lr, step = _train_one_epoch(
-                    model, train_set, objective, optimizer, config=config, multiplier=multiplier, step=step,
+                    train_model, train_set, objective, optimizer, config=config, multiplier=multiplier, step=step,
                     augment=augment, data_generator=data_generator, device=run_device, probe=probe,
                     trained_params=trained_params, progress=progress)
                 if not math.isfinite(train_loss):
@@ -402,7 +461,7 @@ def fit(
                 improved = metric in record and _improved(record[metric], best, config.best_mode)
                 if improved:
                     best = {"metric": metric, "value": record[metric], "epoch": epoch + 1}
-                if out_path is not None:
+                if writes:
                     card = build_card()
                     if improved:
                         best_path = out_path / "best.safetensors"
