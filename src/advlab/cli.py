@@ -191,6 +191,57 @@ def attack_command(
         console.print(f"adversarial examples: {save_adv}")
 
 
+@app.command("evaluate")
+def evaluate_command(
+    model: Optional[str] = typer.Option(None, "--model", help="Registry name or package.module:factory."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="advlab checkpoint or foreign state dict."),
+    model_arg: list[str] = ModelArgOption,
+    dataset: str = typer.Option(..., "--dataset"),
+    data_dir: Optional[Path] = DataDirOption,
+    split: str = typer.Option("test", "--split"),
+    n: Optional[int] = typer.Option(None, "--n", "--subset", help="Evaluate a seeded subset of n images."),
+    suite: str = typer.Option("quick", "--suite", help="quick (FGSM, PGD), standard (APGD-CE, APGD-T, Square), "
+                                                        "papers."),
+    eps: list[str] = typer.Option([], "--eps", help="Budgets in [0,1] units (default: 0.1,0.2,0.3 on MNIST-sized "
+                                                    "images, 2/255,4/255,8/255 otherwise)."),
+    norm: str = typer.Option("linf", "--norm", help="linf or l2."),
+    attack: list[str] = typer.Option([], "--attack", help="Extra registered attacks beside the suite."),
+    analyses: list[str] = typer.Option([], "--analyses", help="statistics, grid, gradients, examples, noise, steps "
+                                                              "(comma-separated or repeated)."),
+    no_checks: bool = typer.Option(False, "--no-checks", help="Skip the gradient-masking sanity checks."),
+    trials: Optional[int] = typer.Option(None, "--trials", help="Repeats for randomized models (default 5)."),
+    no_eot: bool = typer.Option(False, "--no-eot", help="Attack randomized models without EOT (the naive number)."),
+    batch_size: int = typer.Option(256, "--batch-size"),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(Path("runs/evaluate"), "--out", help="card.json, report.html, report.md, state/."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow pickled objects in a foreign torch file."),
+    device: str = typer.Option("auto", "--device"),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Evaluate a model's robustness honestly: curves over ε, the worst-case cascade, sanity checks and the
+    report. Killed mid-run, the same command resumes where it stopped."""
+    from advlab.cli_util import default_epsilons, parse_eps_list, parse_kwargs
+    from advlab.data.sources import load_dataset
+    from advlab.evaluate.pipeline import evaluate_model, parse_analyses, print_summary
+    from advlab.models.loading import load_model
+    from advlab.progress import cli_progress
+    from advlab.training.recipe import resolve_device
+
+    device = resolve_device(device)
+    loaded = load_model(model, weights, model_args=parse_kwargs(model_arg), trust_pickle=trust_pickle, device=device)
+    data = load_dataset(dataset, split, data_dir=data_dir, n=n, seed=seed)
+    epsilons = parse_eps_list(eps) or default_epsilons(data.image_shape, norm)
+    with cli_progress(quiet) as progress:
+        card = evaluate_model(
+            loaded.model, loaded.card, data, suite=suite, epsilons=epsilons, norm=norm, attacks=attack,
+            analyses=parse_analyses(analyses), checks=not no_checks, trials=trials, eot=not no_eot,
+            batch_size=batch_size, seed=seed, out_dir=out, progress=progress, device=device,
+        )
+    print_summary(card, console)
+    console.print(f"card: {out / 'card.json'}")
+    console.print(f"report: {out / 'report.html'}")
+
+
 @app.command("report")
 def report_command(
     cards: list[Path] = typer.Argument(..., help="Evaluation cards (card.json) to put side by side."),
@@ -205,12 +256,42 @@ def report_command(
     console.print(f"report: {paths.html}")
 
 
+@app.command("reproduce")
+def reproduce_command(
+    name: Optional[str] = typer.Argument(None, help="A preset (see --list) or the path of a .toml preset."),
+    list_: bool = typer.Option(False, "--list", help="List the shipped presets and exit."),
+    scale: str = typer.Option("quick", "--scale", help="quick (minutes on a CPU) or full (the paper's recipe)."),
+    data_dir: Optional[Path] = DataDirOption,
+    out: Optional[Path] = typer.Option(None, "--out", help="Results folder (default runs/reproduce/NAME)."),
+    device: str = typer.Option("auto", "--device"),
+    quiet: bool = typer.Option(False, "--quiet"),
+) -> None:
+    """Rerun a paper's experiment and print the paper's numbers, ours, and the difference."""
+    from advlab.experiments import list_presets, run_preset
+    from advlab.training.recipe import resolve_device
+
+    if list_ or name is None:
+        table = Table(title="advlab reproduce presets")
+        for column in ("name", "paper", "what it reproduces"):
+            table.add_column(column)
+        for preset in list_presets():
+            table.add_row(preset.name, preset.citation(), preset.summary)
+        console.print(table)
+        if name is None and not list_:
+            raise AdvlabError("name a preset to run, e.g. `advlab reproduce fooling-noise`")
+        return
+    result = run_preset(name, scale=scale, data_dir=data_dir, out_dir=out, console=console, quiet=quiet,
+                        device=resolve_device(device))
+    console.print(f"results: {result.markdown_path}")
+
+
 @app.command("demo")
 def demo_command(
-    out: Path = typer.Option(Path("runs/demo"), "--out", help="Where the checkpoint and summary go."),
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="Checkpoints, evaluation cards and the report."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
-    """The main job: train mnist_cnn on the bundled MNIST sample and measure its FGSM robustness."""
+    """The main job: train a standard and an adversarially trained mnist_cnn on the bundled MNIST sample, evaluate
+    both honestly and write one HTML report."""
     from advlab.demo import run_demo
 
     run_demo(out, console=console, quiet=quiet)

@@ -63,4 +63,15 @@ def split_scoped_kwargs(kwargs: dict[str, object], names: list[str]) -> dict[str
     return scoped
 
 
-__all__ = ["parse_eps", "parse_eps_list", "parse_kwargs", "split_scoped_kwargs"]
+
+
+def default_epsilons(image_shape: tuple[int, ...], norm: str = "linf") -> list[float]:
+    """The usual budgets of the field when none are given: MNIST-sized grey images 0.1/0.2/0.3 (L∞) or
+    1/2/3 (L2); colour images 2/255, 4/255, 8/255 (L∞) or 0.25/0.5/1.0 (L2)."""
+    grey = image_shape[0] == 1
+    if norm == "l2":
+        return [1.0, 2.0, 3.0] if grey else [0.25, 0.5, 1.0]
+    return [0.1, 0.2, 0.3] if grey else [2 / 255, 4 / 255, 8 / 255]
+
+
+__all__ = ["default_epsilons", "parse_eps", "parse_eps_list", "parse_kwargs", "split_scoped_kwargs"]

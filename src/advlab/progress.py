@@ -11,6 +11,8 @@ Everything goes to **stderr**, so a command's stdout stays clean for results. Mo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
 from rich.console import Console
@@ -94,3 +96,15 @@ class TrainProgress:
         """A one-off message (resume, device choice), shown unless quiet."""
         if not self.quiet:
             self.console.print(message, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def cli_progress(quiet: bool = False, console: Console | None = None) -> Iterator[Progress | None]:
+    """A rich Progress for the evaluation library's ``progress=`` argument, or None when quiet or not a terminal."""
+    console = console or Console(stderr=True)
+    if quiet or not console.is_terminal:
+        yield None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        yield progress
