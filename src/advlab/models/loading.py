@@ -5,7 +5,8 @@ Three sources, one function (:func:`load_model`):
 * an advlab checkpoint (``run/best.safetensors`` with its JSON card): architecture, arguments and any model
   transform of its defense (PNI noise layers, ...) come from the card;
 * a registry name plus foreign weights (a ``.th``/``.pt`` state dict, loaded with ``weights_only=True``, or a
-  ``.safetensors`` state dict), e.g. the pretrained ResNet-20 of ``../shared/data/pretrained``;
+  ``.safetensors`` state dict), e.g. the pretrained ResNet-20 of ``../shared/data/pretrained``; a file known by
+  its sha256 (:mod:`advlab.models.pretrained`) gets the normalization its authors trained with;
 * ``package.module:factory``: the user's own code, imported and called with the model arguments.
 """
 
@@ -22,6 +23,7 @@ from torch import nn
 from advlab.errors import CheckpointError, InputError
 from advlab.models.checkpoint import card_path, load_checkpoint, read_card
 from advlab.models.foreign import load_foreign_weights
+from advlab.models.pretrained import identify
 from advlab.models.registry import create_model
 
 
@@ -92,6 +94,9 @@ def load_model(
     if not model:
         raise InputError("name the architecture with --model (a registry name or package.module:factory), "
                          "or pass an advlab checkpoint (.safetensors with its .json card) as --weights")
+    known = identify(weights) if weights is not None else None
+    if known is not None and known.model == model:
+        args = {**known.args, **args}  # the authors' preprocessing, unless the user chose otherwise
     if ":" in model:
         built = _import_factory(model)(**args)
         if not isinstance(built, nn.Module):
@@ -103,4 +108,7 @@ def load_model(
     if weights is not None:
         load_foreign_weights(built, weights, trust_pickle=trust_pickle)
         description["weights"] = {"file": str(weights), "format": "foreign state dict"}
+        if known is not None:
+            description["weights"].update(sha256=known.sha256, source=known.source,
+                                          reported_test_accuracy=known.test_accuracy)
     return LoadedModel(built.to(device).eval(), description)
