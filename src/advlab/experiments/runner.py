@@ -1,0 +1,282 @@
+"""``run_preset``: run a paper's experiment at a scale and print/save our numbers beside the paper's.
+
+Output (under ``out_dir``): ``results.json`` (numbers as numbers), ``results.md`` (the same table in markdown)
+and any figures the experiment draws. Both record the command, the machine (platform, cores, torch threads,
+device), the date, the duration and the scale; every row carries the scale it was measured at, so a reduced run
+is never mistaken for the paper's setting.
+
+Example::
+
+    from advlab.experiments import run_preset
+    results = run_preset("fooling-noise", scale="quick", data_dir="../shared/data", out_dir="runs/fooling")
+    for row in results.rows:
+        print(row.label, row.paper, row.ours, row.delta)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from advlab.errors import InputError
+from advlab.experiments.presets import SCALES, Preset, load_preset
+from advlab.io import write_json, write_text
+from advlab.registry import Registry
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One number an experiment measured, under the key a preset's ``[[reported]]`` entry may share."""
+
+    key: str
+    table: str
+    label: str
+    value: float
+    unit: str = "accuracy"
+
+
+@dataclass
+class ExperimentContext:
+    """What an experiment function receives: the preset, the scale's settings and where to put things."""
+
+    preset: Preset
+    scale: str
+    settings: dict[str, Any]
+    data_dir: str | None
+    out_dir: Path
+    device: torch.device
+    console: Console
+    quiet: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def log(self, message: str) -> None:
+        if not self.quiet:
+            self.console.log(message)
+
+
+ExperimentFn = Callable[[ExperimentContext], list[Measurement]]
+EXPERIMENTS: Registry[list[Measurement]] = Registry("experiment")
+
+
+def register_experiment(name: str, **info: Any) -> Callable[[ExperimentFn], ExperimentFn]:
+    """``@register_experiment("fooling_noise")`` on a function ``(ExperimentContext) -> list[Measurement]``."""
+    return EXPERIMENTS.register(name, **info)
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One line of the comparison table. ``paper``/``delta`` are None where the paper's number is not recorded;
+    ``ours`` is None where this scale did not measure it (e.g. a GPU-only part of the recipe)."""
+
+    key: str
+    table: str
+    label: str
+    paper: float | None
+    ours: float | None
+    unit: str
+    scale: str
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.paper is None or self.ours is None else self.ours - self.paper
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "table": self.table, "label": self.label, "paper": self.paper, "ours": self.ours,
+                "delta": self.delta, "unit": self.unit, "scale": self.scale}
+
+
+@dataclass
+class ReproductionResult:
+    """What :func:`run_preset` returns (and writes as ``results.json``)."""
+
+    preset: Preset
+    scale: str
+    scale_description: str
+    rows: list[ResultRow]
+    settings: dict[str, Any]
+    command: str
+    machine: dict[str, Any]
+    started: str
+    duration_s: float
+    extras: dict[str, Any]
+    out_dir: Path
+
+    @property
+    def json_path(self) -> Path:
+        return self.out_dir / "results.json"
+
+    @property
+    def markdown_path(self) -> Path:
+        return self.out_dir / "results.md"
+
+    def row(self, key: str) -> ResultRow:
+        for row in self.rows:
+            if row.key == key:
+                return row
+        raise KeyError(key)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "preset": self.preset.name, "paper": self.preset.paper, "citation": self.preset.citation(),
+            "summary": self.preset.summary, "scale": self.scale, "scale_description": self.scale_description,
+            "command": self.command, "machine": self.machine, "started": self.started,
+            "duration_s": self.duration_s, "settings": self.settings, "notes": list(self.preset.notes),
+            "rows": [row.to_dict() for row in self.rows], "extras": self.extras,
+        }
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    """Platform, Python/torch versions, CPU cores, torch threads and the compute device."""
+    info: dict[str, Any] = {
+        "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+        "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(device),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    if hasattr(os, "getloadavg"):
+        # Durations on a shared machine mean little without the load the run competed with.
+        info["load_average_1m"] = round(os.getloadavg()[0], 2)
+    return info
+
+
+def _default_command(name: str, scale: str, data_dir: str | None, out: Path) -> str:
+    """This process's command line when it is the advlab CLI, else the equivalent library call."""
+    if Path(sys.argv[0]).name in ("advlab", "__main__.py"):
+        return " ".join(shlex.quote(a) for a in ["advlab", *sys.argv[1:]])
+    return f"run_preset({name!r}, scale={scale!r}, data_dir={data_dir!r}, out_dir={str(out)!r})"
+
+
+def _merge_rows(preset: Preset, measured: list[Measurement], scale: str) -> list[ResultRow]:
+    """Reported numbers first, in the preset's order, then measurements the paper gives no number for."""
+    by_key = {m.key: m for m in measured}
+    rows = []
+    for reported in preset.reported:
+        m = by_key.pop(reported.key, None)
+        rows.append(ResultRow(reported.key, reported.table, reported.label, reported.value,
+                              None if m is None else m.value, reported.unit, scale))
+    for m in measured:
+        if m.key in by_key:
+            rows.append(ResultRow(m.key, m.table, m.label, None, m.value, m.unit, scale))
+    return rows
+
+
+def _fmt(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "—"
+    return f"{value:+.4f}" if signed else f"{value:.4f}"
+
+
+def render_markdown(result: ReproductionResult) -> str:
+    """The comparison table and the run's provenance as markdown."""
+    preset, machine = result.preset, result.machine
+    lines = [
+        f"# {preset.name}: {preset.paper.get('title', '')}", "",
+        f"Paper: {preset.citation()}", "", preset.summary, "",
+        f"- **Scale: `{result.scale}`** — {result.scale_description}",
+        f"- Command: `{result.command}`",
+        (f"- Machine: {machine['platform']}, {machine['cpu_cores']} cores, {machine['torch_threads']} torch threads, "
+        f"device {machine['device']}{', ' + machine['gpu'] if 'gpu' in machine else ''}"
+        f"{'; load average ' + str(machine['load_average_1m']) + ' at the end' if 'load_average_1m' in machine else ''}; "
+        f"Python {machine['python']}, torch {machine['torch']}"),
+        f"- Date: {result.started}; duration {result.duration_s / 60:.1f} min", "",
+        "| table | quantity | paper | ours | Δ (ours − paper) | scale |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for row in result.rows:
+        lines.append(f"| {row.table} | {row.label} | {_fmt(row.paper)} | {_fmt(row.ours)} | "
+                     f"{_fmt(row.delta, signed=True)} | {row.scale} |")
+    lines += ["", ("Accuracies are fractions in [0, 1]; ε and σ are in [0, 1] pixel units unless a label says "
+              "otherwise. \"—\" in *paper*: the number is not recorded in the preset (see the notes); in *ours*: "
+              "not measured at this scale."), ""]
+    if preset.notes:
+        lines += ["## Notes", ""] + [f"- {note}" for note in preset.notes] + [""]
+    figures = result.extras.get("figures", [])
+    if figures:
+        lines += ["## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures] + [""]
+    return "\n".join(lines)
+
+
+def print_table(result: ReproductionResult, console: Console) -> None:
+    """The comparison table on the console (rich)."""
+    table = Table(title=f"{result.preset.name} — scale {result.scale}", caption=result.scale_description)
+    for column, justify in (("table", "left"), ("quantity", "left"), ("paper", "right"), ("ours", "right"),
+                            ("Δ", "right"), ("scale", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in result.rows:
+        table.add_row(row.table, row.label, _fmt(row.paper), _fmt(row.ours), _fmt(row.delta, signed=True),
+                      row.scale)
+    console.print(table)
+
+
+def run_preset(
+    name: str,
+    *,
+    scale: str = "quick",
+    data_dir: str | os.PathLike[str] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    console: Console | None = None,
+    quiet: bool = False,
+    device: str | None = None,
+    command: str | None = None,
+) -> ReproductionResult:
+    """Run preset ``name`` at ``scale`` and write ``results.json`` + ``results.md`` under ``out_dir``.
+
+    Args:
+        name: a shipped preset (``list_presets()``) or the path of a ``.toml`` preset file.
+        scale: ``"quick"`` (minutes on a CPU), ``"full"`` (the paper's recipe where it runs here) or ``"tiny"``
+            (seconds, for tests).
+        data_dir: the data root holding ``mnist/``, ``cifar-10-batches-py/``, ``pretrained/`` (else
+            ``$ADVLAB_DATA``).
+        out_dir: where results and figures go (created); default ``runs/reproduce/<preset name>``.
+        console: rich console for progress and the table (default: stderr for progress, the table too).
+        quiet: no progress and no table (results are still written).
+        device: ``"cpu"``/``"cuda"``; None picks CUDA when available.
+        command: the command line to record (default: this process's argv).
+    """
+    # Register the experiments (importing the modules fills EXPERIMENTS).
+    from advlab.experiments import steps  # noqa: F401
+
+    if scale not in SCALES:
+        raise InputError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    preset = load_preset(str(name))
+    settings = preset.scale_settings(scale)
+    if settings.get("runs_here") is False:
+        raise InputError(f"preset {preset.name!r} at scale {scale!r} cannot run on this kind of machine: "
+                         f"{settings.get('limitation', 'see the preset notes')}. Use --scale quick.")
+    chosen = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    console = console or Console(stderr=True)
+    out = Path(out_dir) if out_dir is not None else Path("runs") / "reproduce" / preset.name
+    out.mkdir(parents=True, exist_ok=True)
+    context = ExperimentContext(preset=preset, scale=scale, settings=settings,
+                                data_dir=None if data_dir is None else str(data_dir), out_dir=out,
+                                device=torch.device(chosen), console=console, quiet=quiet)
+    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    context.log(f"[bold]{preset.name}[/] at scale [bold]{scale}[/]: {settings['description']}")
+    begin = time.perf_counter()
+    measured = EXPERIMENTS.entry(preset.experiment).factory(context)
+    duration = time.perf_counter() - begin
+    result = ReproductionResult(
+        preset=preset, scale=scale, scale_description=settings["description"],
+        rows=_merge_rows(preset, measured, scale), settings=settings,
+        command=command or _default_command(str(name), scale, context.data_dir, out),
+        machine=machine_info(context.device), started=started, duration_s=duration, extras=context.extras,
+        out_dir=out,
+    )
+    write_json(result.json_path, result.to_dict())
+    write_text(result.markdown_path, render_markdown(result))
+    if not quiet:
+        print_table(result, console)
+        console.print(f"results: {result.markdown_path} and {result.json_path}")
+    return result

@@ -1,0 +1,91 @@
+"""Helpers every experiment shares: data at the preset's scale, training from the settings, accuracies, figures."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from advlab.attacks.base import Attack
+from advlab.data.dataset import ImageDataset
+from advlab.data.sources import load_dataset
+from advlab.evaluate import evaluate_attack
+from advlab.experiments.runner import ExperimentContext
+from advlab.io import write_bytes
+from advlab.models.registry import create_model
+from advlab.objectives import CrossEntropy
+from advlab.train import TrainConfig, evaluate, fit
+
+_TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def load_split(ctx: ExperimentContext, split: str, size_key: str, dataset: str | None = None) -> ImageDataset:
+    """The ``split`` of the preset's dataset, subsampled to ``settings[size_key]`` images (all when absent/0)."""
+    n = ctx.settings.get(size_key) or None
+    data = load_dataset(dataset or ctx.preset.dataset, split, data_dir=ctx.data_dir, n=n,
+                        seed=int(ctx.settings.get("seed", 0)))
+    ctx.log(f"{data.name} {split}: {len(data)} images")
+    return data
+
+
+def train_config(settings: dict[str, Any], device: torch.device, **overrides: Any) -> TrainConfig:
+    """A TrainConfig from the settings keys that name TrainConfig fields (epochs, lr, optimizer, ...)."""
+    values = {key: value for key, value in settings.items() if key in _TRAIN_FIELDS}
+    values.update(overrides)
+    values["device"] = str(device)
+    return TrainConfig.from_dict(values)
+
+
+def train_model(ctx: ExperimentContext, arch: str, train_set: ImageDataset, *, objective: Any = None,
+                label: str = "", model_kwargs: dict[str, Any] | None = None, model: nn.Module | None = None,
+                **overrides: Any) -> nn.Module:
+    """Build ``arch`` (unless ``model`` is given) and train it with the scale's recipe; returns it in eval mode."""
+    model = model if model is not None else create_model(arch, **(model_kwargs or {}))
+    config = train_config(ctx.settings, ctx.device, **overrides)
+    ctx.log(f"training {label or arch}: {config.epochs} epochs, {config.optimizer} lr {config.lr}, "
+            f"{len(train_set)} images, objective {(objective or CrossEntropy()).describe()['name']}")
+    result = fit(model, train_set, config=config, objective=objective or CrossEntropy(), quiet=ctx.quiet,
+                 device=ctx.device)
+    ctx.extras.setdefault("training", {})[label or arch] = {
+        "epochs": config.epochs, "images": len(train_set), "wall_time_s": result.wall_time_s,
+        "final_train_loss": result.final.get("train_loss"),
+    }
+    return result.model.eval()
+
+
+def clean_accuracy(ctx: ExperimentContext, model: nn.Module, data: ImageDataset) -> float:
+    return float(evaluate(model, data, device=ctx.device)["acc"])
+
+
+def attack_accuracy(ctx: ExperimentContext, model: nn.Module, data: ImageDataset | tuple[torch.Tensor, torch.Tensor],
+                    attack: Attack, **kwargs: Any) -> float:
+    """Accuracy on ``attack``'s outputs over ``data`` (randomized models get EOT and trials automatically)."""
+    seed = int(ctx.settings.get("seed", 0))
+    return float(evaluate_attack(model, data, attack, device=ctx.device, seed=seed, **kwargs).robust_accuracy)
+
+
+def eps_key(eps: float) -> str:
+    """A stable key fragment for ε (``0.1`` -> ``"0.1"``, ``8/255`` -> ``"0.03137"``)."""
+    return f"{eps:.4g}"
+
+
+def save_figure(ctx: ExperimentContext, figure: Any, filename: str) -> None:
+    """Write a matplotlib Figure as PNG under out_dir and list it in the results."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    write_bytes(ctx.out_dir / filename, buffer.getvalue())
+    ctx.extras.setdefault("figures", []).append(filename)
+
+
+def new_figure(width: float = 6.0, height: float = 4.0) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
+
+def as_floats(values: Sequence[Any]) -> list[float]:
+    return [float(v) for v in values]

@@ -1,0 +1,86 @@
+"""The shipped presets parse, name their paper, scales and numbers; malformed presets fail with clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from advlab.errors import InputError, UnknownNameError
+from advlab.experiments import EXPERIMENTS, list_presets, load_preset
+from advlab.experiments.presets import parse_preset
+
+EXPECTED = ["fooling-noise", "exploring-input-spaces", "cnn-adversarial", "stochastic-feedforward", "pni"]
+
+
+def test_the_five_presets_ship_in_priority_order() -> None:
+    assert [p.name for p in list_presets()] == EXPECTED
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_each_preset_names_its_paper_scales_and_a_registered_experiment(name: str) -> None:
+    import advlab.experiments.steps  # noqa: F401 - registers the experiments
+
+    preset = load_preset(name)
+    assert preset.paper["title"] and preset.paper["authors"]
+    assert {"tiny", "quick", "full"} <= set(preset.scales)
+    for scale in ("tiny", "quick", "full"):
+        assert preset.scale_settings(scale)["description"]
+    assert preset.experiment in EXPERIMENTS
+    assert preset.notes, "every preset explains its choices and the numbers it leaves out"
+    for number in preset.reported:
+        assert isinstance(number.value, float)
+
+
+def test_van_everdingen_numbers_from_the_issue_are_recorded() -> None:
+    reported = {r.key: r.value for r in load_preset("cnn-adversarial").reported}
+    assert reported["baseline.clean_acc"] == pytest.approx(0.828)
+    assert reported["baseline.fgsm_acc"] == pytest.approx(0.204)
+    assert reported["baseline.random_sign_acc"] == pytest.approx(0.830)
+
+
+def test_pni_full_scale_is_marked_as_needing_a_gpu() -> None:
+    full = load_preset("pni").scale_settings("full")
+    assert full["runs_here"] is False and "GPU" in full["limitation"]
+    assert full["epochs"] == 160 and full["milestones"] == [80, 120] and full["nesterov"] is True
+
+
+def test_scale_overrides_the_defaults() -> None:
+    preset = load_preset("fooling-noise")
+    assert preset.scale_settings("full")["epochs"] == 5
+    assert preset.scale_settings("tiny")["models"] == ["mlp"]
+    with pytest.raises(InputError, match="no scale"):
+        preset.scale_settings("huge")
+
+
+def test_unknown_preset_lists_the_known_ones() -> None:
+    with pytest.raises(UnknownNameError, match="fooling-noise"):
+        load_preset("fooling-nois")
+
+
+MINIMAL = """
+name = "x"
+experiment = "fooling_noise"
+[paper]
+title = "t"
+authors = ["a"]
+year = 2000
+[scales.tiny]
+description = "d"
+"""
+
+
+def test_minimal_preset_parses() -> None:
+    assert parse_preset(MINIMAL).name == "x"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name = ", "not valid TOML"),
+    (MINIMAL.replace('name = "x"', ""), "'name'"),
+    (MINIMAL.replace('description = "d"', ""), "description"),
+    (MINIMAL.replace("[scales.tiny]", "[scales.medium]"), "unknown scales"),
+    (MINIMAL + '[[reported]]\nkey = "k"\ntable = "T"\nlabel = "l"\nvalue = "0.9"\n', "value"),
+    (MINIMAL + '[[reported]]\nkey = "k"\ntable = "T"\nlabel = "l"\nvalue = nan\n', "finite"),
+    (MINIMAL + ('[[reported]]\nkey = "k"\ntable = "T"\nlabel = "l"\nvalue = 0.5\n' * 2), "twice"),
+])
+def test_malformed_presets_fail_with_a_message_naming_the_problem(text: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        parse_preset(text, source="bad.toml")
