@@ -73,6 +73,11 @@ def data_verify_command(data_dir: Optional[Path] = DataDirOption) -> None:
 
 
 ModelArgOption = typer.Option([], "--model-arg", help="Model argument name=value (repeatable), e.g. width=2.")
+ModelOption = typer.Option(None, "--model", help="Registry name or package.module:factory.")
+WeightsOption = typer.Option(None, "--weights", help="advlab checkpoint or foreign state dict.")
+TrustPickleOption = typer.Option(False, "--trust-pickle", help="Allow pickled objects in a foreign torch file.")
+SubsetOption = typer.Option(None, "--n", "--subset", help="Use a seeded subset of n images.")
+DeviceOption = typer.Option("auto", "--device", help="cpu, cuda or auto.")
 
 
 @app.command("train")
@@ -100,7 +105,7 @@ def train_command(
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(Path("runs/train"), "--out", help="Checkpoints (last/best) and training state."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
-    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
+    device: str = DeviceOption,
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars (one line per epoch)."),
 ) -> None:
     """Train a model (optionally with a defense) and evaluate it on the test split after every epoch."""
@@ -131,21 +136,21 @@ def train_command(
 @app.command("attack")
 def attack_command(
     attack: str = typer.Option(..., "--attack", help="A registered attack, e.g. fgsm, pgd, cw, jsma, zoo, square."),
-    model: Optional[str] = typer.Option(None, "--model", help="Registry name or package.module:factory."),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="advlab checkpoint or foreign state dict."),
+    model: Optional[str] = ModelOption,
+    weights: Optional[Path] = WeightsOption,
     model_arg: list[str] = ModelArgOption,
     dataset: str = typer.Option(..., "--dataset"),
     data_dir: Optional[Path] = DataDirOption,
     split: str = typer.Option("test", "--split"),
-    n: Optional[int] = typer.Option(None, "--n", "--subset", help="Attack a seeded subset of n images."),
+    n: Optional[int] = SubsetOption,
     eps: list[str] = typer.Option([], "--eps", help="Budget(s) in [0,1] units: 0.3, 8/255, '1/255,2/255'."),
     attack_arg: list[str] = typer.Option([], "--attack-arg", help="Attack setting name=value (repeatable)."),
     targeted: Optional[str] = typer.Option(None, "--targeted", help="random, least-likely, next or a class."),
     batch_size: int = typer.Option(256, "--batch-size"),
     seed: int = typer.Option(0, "--seed"),
     save_adv: Optional[Path] = typer.Option(None, "--save-adv", help="Write adversarial images (.safetensors/.npz)."),
-    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow pickled objects in a foreign torch file."),
-    device: str = typer.Option("auto", "--device"),
+    trust_pickle: bool = TrustPickleOption,
+    device: str = DeviceOption,
 ) -> None:
     """Attack a model on a dataset: clean and robust accuracy per ε, success rate, norms and queries."""
     from advlab.evaluate.campaign import run_attack_campaign, save_adversarial
@@ -193,13 +198,13 @@ def attack_command(
 
 @app.command("evaluate")
 def evaluate_command(
-    model: Optional[str] = typer.Option(None, "--model", help="Registry name or package.module:factory."),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="advlab checkpoint or foreign state dict."),
+    model: Optional[str] = ModelOption,
+    weights: Optional[Path] = WeightsOption,
     model_arg: list[str] = ModelArgOption,
     dataset: str = typer.Option(..., "--dataset"),
     data_dir: Optional[Path] = DataDirOption,
     split: str = typer.Option("test", "--split"),
-    n: Optional[int] = typer.Option(None, "--n", "--subset", help="Evaluate a seeded subset of n images."),
+    n: Optional[int] = SubsetOption,
     suite: str = typer.Option("quick", "--suite", help="quick (FGSM, PGD), standard (APGD-CE, APGD-T, Square), "
                                                         "papers."),
     eps: list[str] = typer.Option([], "--eps", help="Budgets in [0,1] units (default: 0.1,0.2,0.3 on MNIST-sized "
@@ -214,8 +219,8 @@ def evaluate_command(
     batch_size: int = typer.Option(256, "--batch-size"),
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(Path("runs/evaluate"), "--out", help="card.json, report.html, report.md, state/."),
-    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow pickled objects in a foreign torch file."),
-    device: str = typer.Option("auto", "--device"),
+    trust_pickle: bool = TrustPickleOption,
+    device: str = DeviceOption,
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Evaluate a model's robustness honestly: curves over ε, the worst-case cascade, sanity checks and the
@@ -263,7 +268,7 @@ def reproduce_command(
     scale: str = typer.Option("quick", "--scale", help="quick (minutes on a CPU) or full (the paper's recipe)."),
     data_dir: Optional[Path] = DataDirOption,
     out: Optional[Path] = typer.Option(None, "--out", help="Results folder (default runs/reproduce/NAME)."),
-    device: str = typer.Option("auto", "--device"),
+    device: str = DeviceOption,
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
     """Rerun a paper's experiment and print the paper's numbers, ours, and the difference."""
