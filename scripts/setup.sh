@@ -30,4 +30,9 @@ if [ -n "$extras" ]; then
 else
   "${pip[@]}" -e .
 fi
+if [[ ",$extras," == *",bench,"* ]]; then
+  # torchattacks declares torchvision (and an old requests) but imports neither; with its dependencies pip
+  # would swap the CPU torch for a CUDA build of several GB.
+  "${pip[@]}" --no-deps torchattacks==3.5.1
+fi
 .venv/bin/python -c "import advlab, torch; print(f'advlab {advlab.__version__} ready (torch {torch.__version__})')"
