@@ -75,11 +75,12 @@ class Task:
 TASKS: tuple[Task, ...] = (
     Task("PGD-40 MNIST", "mnist", AttackSpec("pgd", eps=0.3, step_size=0.01, steps=40, random_start=True), 1000, 100),
     Task("PGD-10 CIFAR-10", "cifar10",
-         AttackSpec("pgd", eps=8 / 255, step_size=2 / 255, steps=10, random_start=True), 500, 50),
+         AttackSpec("pgd", eps=8 / 255, step_size=2 / 255, steps=10, random_start=True, channels_last=True), 500, 50),
     Task("FGSM MNIST", "mnist", AttackSpec("fgsm", eps=0.3), 1000, 100),
-    Task("FGSM CIFAR-10", "cifar10", AttackSpec("fgsm", eps=8 / 255), 500, 50),
+    Task("FGSM CIFAR-10", "cifar10", AttackSpec("fgsm", eps=8 / 255, channels_last=True), 500, 50),
     Task("C&W-L2 MNIST", "mnist", AttackSpec("cw", c=1.0, lr=0.01, kappa=0.0, cw_steps=100), 200, 20),
-    Task("C&W-L2 CIFAR-10", "cifar10", AttackSpec("cw", c=1.0, lr=0.01, kappa=0.0, cw_steps=100), 100, 10),
+    Task("C&W-L2 CIFAR-10", "cifar10",
+         AttackSpec("cw", c=1.0, lr=0.01, kappa=0.0, cw_steps=100, channels_last=True), 100, 10),
     Task("JSMA MNIST", "mnist", AttackSpec("jsma", gamma=0.1, theta=1.0), 100, 10),
 )
 

@@ -66,7 +66,8 @@ class FGSM(Attack):
         make_loss(self.loss, targeted=False)
         resolve_gradient(self.gradient, self.eot_samples)
 
-    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
+            ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         loss_target, success_target = least_likely_targets(self, model, x, target)
         return gradient_iterations(
             model, x, y, loss_target=loss_target, success_target=success_target, eps=self.eps, norm=self.norm,

@@ -60,7 +60,8 @@ class MIFGSM(Attack):
         make_loss(self.loss, targeted=False)
         resolve_gradient(self.gradient, self.eot_samples)
 
-    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
+            ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         alpha = self.eps / self.steps if self.step_size is None else float(self.step_size)
         return gradient_iterations(
             model, x, y, loss_target=target, success_target=target, eps=self.eps, norm=self.norm,

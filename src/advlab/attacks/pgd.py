@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from advlab.attacks import losses
-from advlab.attacks.base import Attack, Norm, check_eps, project
+from advlab.attacks.base import CLEAN_LOGITS, Attack, Norm, check_eps, project
 from advlab.attacks.gradients import EOTGradient, GradientEstimator
 from advlab.attacks.registry import register_attack
 from advlab.errors import InputError
@@ -139,7 +139,7 @@ def gradient_iterations(
     success_target: torch.Tensor | None, eps: float, norm: Norm, step_rule: StepRule, step_size: float, steps: int,
     random_start: bool, restarts: int, loss: AttackLoss, estimator: GradientEstimator | None, early_stop: bool,
     momentum: float | None = None, generator: torch.Generator | None = None,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The shared loop: ``x_{k+1} = Π(x_k + step_size · direction(g_k))``, batched over ``restarts`` copies.
 
     Row ``r·N + i`` of the working batch is restart ``r`` of image ``i`` (one ``.repeat``); restart r draws its
@@ -147,7 +147,9 @@ def gradient_iterations(
     loss, ``success_target`` decides success (None: misclassification; they differ for least-likely attacks).
     ``momentum`` (MI-FGSM) accumulates L1-normalized gradients ``v ← μ·v + g/‖g‖₁`` and steps along ``v``.
     Per image the result is the first adversarial copy found, else (several restarts) a fooled final copy or
-    the one of highest loss, else the last iterate. Returns (N, C, H, W), not yet box/ball-projected by the base.
+    the one of highest loss, else the last iterate. Returns ``(adv (N, C, H, W), extras)``, adv not yet
+    box/ball-projected by the base; without a random start the first pass runs at x, and extras then hands its
+    logits to the base class (``CLEAN_LOGITS``), which saves the clean forward pass.
     """
     n = x.shape[0]
     xs, ys = x.repeat(restarts, 1, 1, 1), y.repeat(restarts)
@@ -167,9 +169,12 @@ def gradient_iterations(
     def pick(rows: torch.Tensor, t: torch.Tensor | None) -> torch.Tensor | None:
         return None if t is None else t[rows]
 
-    for _ in range(steps):
+    extras: dict[str, torch.Tensor] = {}
+    for step in range(steps):
         x_act = adv[active]
         _, grad, logits = loss_and_gradient(model, x_act, bind_labels(loss, ys[active], pick(active, ts)), estimator)
+        if step == 0 and logits is not None and not random_start:
+            extras[CLEAN_LOGITS] = logits[:n]  # every row is still active and still at x
         if can_stop:
             fooled = is_fooled(logits, ys[active], pick(active, ss))
             if fooled.any():
@@ -198,7 +203,7 @@ def gradient_iterations(
         choice = score.view(restarts, n).argmax(dim=0)
         best = adv.view(restarts, n, *x.shape[1:])[choice, torch.arange(n, device=x.device)]
         result = torch.where(done.view(-1, 1, 1, 1), first_adv, best)
-    return result
+    return result, extras
 
 
 @register_attack("pgd", family="gradient", norm="linf")
@@ -251,7 +256,8 @@ class PGD(Attack):
         """The step size actually used (``step_size`` or Madry's ``2.5 · eps / steps``)."""
         return 2.5 * self.eps / self.steps if self.step_size is None else float(self.step_size)
 
-    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
+            ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         loss_target, success_target = least_likely_targets(self, model, x, target)
         return gradient_iterations(
             model, x, y, loss_target=loss_target, success_target=success_target, eps=self.eps, norm=self.norm,

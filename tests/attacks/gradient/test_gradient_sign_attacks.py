@@ -6,7 +6,7 @@ Every strength test goes through :func:`assert_attack_effective`, which an ident
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 import torch
@@ -230,3 +230,30 @@ def test_invalid_settings_raise_input_error(factory, settings) -> None:
 
 def test_l2_eps_above_one_is_allowed() -> None:
     assert PGDL2(eps=3.0).eps == 3.0 and FGM(eps=2.0).eps == 2.0
+
+
+@pytest.mark.parametrize("attack", [FGSM(eps=0.1), PGD(eps=0.1, steps=5, seed=0)], ids=["fgsm", "pgd"])
+def test_channels_last_gives_the_same_adversarial_images(trained_cnn, test_batch, attack) -> None:
+    x, y = test_batch
+    plain = attack(trained_cnn, x, y)
+    fast = replace(attack, channels_last=True)(trained_cnn, x, y)
+    # Same arithmetic in another memory layout: equal up to float reordering; a sign flip of a gradient entry
+    # that is ~0 can move one pixel, so compare predictions and nearly all pixels.
+    assert (fast.adv - plain.adv).abs().gt(1e-4).float().mean() < 0.01
+    assert (fast.adv_pred == plain.adv_pred).float().mean() >= 0.99
+    assert torch.equal(fast.clean_pred, plain.clean_pred)
+    assert all(p.is_contiguous() for p in trained_cnn.parameters())  # the user's model is not converted
+
+
+def test_fgsm_reuses_its_gradient_pass_for_the_clean_prediction(trained_cnn, test_batch) -> None:
+    x, y = test_batch
+    calls = []
+    handle = trained_cnn.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape[0]))
+    try:
+        result = FGSM(eps=0.1)(trained_cnn, x, y)
+    finally:
+        handle.remove()
+    # a one-image probe, the gradient pass at x (which also gives the clean prediction), the final pass at adv
+    assert calls == [1, len(x), len(x)]
+    with torch.no_grad():
+        assert torch.equal(result.clean_pred, trained_cnn(x).argmax(dim=1))
