@@ -43,6 +43,12 @@ def test_stochastic_feedforward_tiny_uses_the_pretrained_resnet20(shared_data: P
     rows = _rows(tmp_path)
     assert rows["resnet20.standard.clean_acc"]["ours"] >= 0.8  # the published weights score 91.73 %
     assert rows["resnet20.standard.k8"]["ours"] < rows["resnet20.standard.clean_acc"]["ours"]
+    # σ_N² is picked on held-out images under the clean-accuracy budget of 1.5 points (or the smallest candidate).
+    chosen = rows["resnet20.validation.chosen_variance"]["ours"]
+    assert chosen in (0.001, 0.01)
+    budget_ok = (rows["resnet20.validation.standard.clean_acc"]["ours"]
+                 - rows[f"resnet20.validation.var{chosen:g}.clean_acc"]["ours"]) <= 0.015
+    assert budget_ok or chosen == 0.001
 
 
 @pytest.mark.slow
