@@ -39,6 +39,7 @@ class AttackSpec:
         confidence κ, iterations.
     gamma / theta: JSMA's largest fraction of changed features and the per-feature change (+1: set to the max).
     jsma_target_shift: JSMA is targeted; every library gets the target ``(y + shift) % classes``.
+    jsma_saliency: advlab's JSMA saliency rule ("pairs": the paper's; "target": ART's simplification).
     channels_last: advlab's option to feed the model NHWC tensors (measured faster for the 3-channel CIFAR
         models on the CPU, not for the 1-channel MNIST CNN); the peers have no such option.
     """
@@ -57,6 +58,7 @@ class AttackSpec:
     theta: float = 1.0
     jsma_target_shift: int = 1
     channels_last: bool = False
+    jsma_saliency: str = "pairs"
 
 
 def jsma_targets(y: torch.Tensor, spec: AttackSpec, num_classes: int) -> torch.Tensor:
@@ -102,7 +104,7 @@ def build_advlab(model: nn.Module, spec: AttackSpec, num_classes: int, input_sha
     if spec.kind == "jsma":
         if spec.theta != 1.0:
             raise NotAvailable("advlab's JSMA implements the increasing variant with θ = +1 only")
-        jsma = JSMA(gamma=spec.gamma)
+        jsma = JSMA(gamma=spec.gamma, saliency=spec.jsma_saliency)
         return lambda x, y: jsma(model, x, target=jsma_targets(y, spec, num_classes)).adv
     raise NotAvailable(f"no advlab adapter for {spec.kind!r}")
 

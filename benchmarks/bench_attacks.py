@@ -204,6 +204,8 @@ def variants(task: Task, libraries: list[str]) -> list[tuple[str, Library, Attac
     rows = [("advlab", ADVLAB, task.spec)]
     if task.spec.kind == "pgd":
         rows.append(("advlab fixed", ADVLAB, replace(task.spec, early_stop=False)))
+    if task.spec.kind == "jsma":  # ART's simplified saliency, for a like-for-like comparison with ART's row
+        rows.append(("advlab target saliency", ADVLAB, replace(task.spec, jsma_saliency="target")))
     rows += [(lib.name, lib, task.spec) for lib in PEERS if lib.name in libraries]
     return rows
 

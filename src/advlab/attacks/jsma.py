@@ -50,6 +50,21 @@ def best_pixel_pairs(alpha: torch.Tensor, beta: torch.Tensor, domain: torch.Tens
     return best // alpha.shape[1], best % alpha.shape[1], found
 
 
+def best_target_pixels(alpha: torch.Tensor, domain: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The two features in ``domain`` with the largest target gradient ``α`` (no condition on the other classes).
+
+    The simplified saliency of ART's ``SaliencyMapMethod``: it ignores β, so it also moves pixels that raise other
+    classes, but it never runs out of admissible pairs. Returns ``(p, q, found)``, each (N,); ``found`` is False
+    where fewer than two features remain in the domain.
+    """
+    scores = alpha.masked_fill(~domain, float("-inf"))
+    top = scores.topk(2, dim=1)
+    return top.indices[:, 0], top.indices[:, 1], torch.isfinite(top.values[:, 1])
+
+
+SALIENCY_RULES = ("pairs", "target")
+
+
 @register_attack("jsma", family="saliency", norm="l0")
 @dataclass(frozen=True, kw_only=True)
 class JSMA(Attack):
@@ -60,6 +75,9 @@ class JSMA(Attack):
 
     Args:
         gamma: maximum fraction of features changed (paper: 0.1 on MNIST, i.e. ⌊γD/2⌋ two-pixel steps).
+        saliency: "pairs" (default): the paper's pair saliency α_pq·|β_pq| with α_pq > 0, β_pq < 0; "target": the
+            two largest target gradients (ART's simplification; measured on the benchmark's MNIST CNN it reaches
+            the target more often, because the paper's sign conditions often leave no admissible pair).
         pair_chunk: images whose (D, D) pair scores are built at once; memory is ``pair_chunk · D² · 4`` bytes
             per temporary (32 MNIST images ≈ 80 MB).
 
@@ -79,10 +97,13 @@ class JSMA(Attack):
 
     gamma: float = 0.1
     pair_chunk: int = 32
+    saliency: str = "pairs"
 
     def __post_init__(self) -> None:
         if not 0 < self.gamma <= 1 or self.pair_chunk < 1:
             raise InputError(f"JSMA needs 0 < gamma <= 1 and pair_chunk >= 1, got {self.gamma}, {self.pair_chunk}")
+        if self.saliency not in SALIENCY_RULES:
+            raise InputError(f"unknown saliency {self.saliency!r}; choose one of {', '.join(SALIENCY_RULES)}")
 
     def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         if target is None:
@@ -102,7 +123,10 @@ class JSMA(Attack):
             for start in range(0, idx.numel(), self.pair_chunk):
                 rows = idx[start:start + self.pair_chunk]
                 part = slice(start, start + self.pair_chunk)
-                p, q, found = best_pixel_pairs(alpha[part], beta[part], domain[rows])
+                if self.saliency == "pairs":
+                    p, q, found = best_pixel_pairs(alpha[part], beta[part], domain[rows])
+                else:
+                    p, q, found = best_target_pixels(alpha[part], domain[rows])
                 move = found & ~reached[part]
                 moving = rows[move]
                 for pixel in (p[move], q[move]):

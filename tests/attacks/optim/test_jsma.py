@@ -75,3 +75,17 @@ def test_vectorized_equals_reference(mnist_cnn, batch) -> None:
 def test_bad_gamma_raises() -> None:
     with pytest.raises(InputError):
         JSMA(gamma=0.0)
+
+
+def test_target_saliency_raises_the_target_logit_pixel_by_pixel(mnist_cnn, batch) -> None:
+    x, y = batch[0][:16], batch[1][:16]
+    target = (y + 1) % 10
+    result = JSMA(gamma=0.1, saliency="target")(mnist_cnn, x, target=target)
+    assert result.success_rate >= 0.6  # chance is 10 %
+    assert (result.norms["l0"] <= 0.1 * 784).all()
+    assert (result.adv[result.adv != x] == 1.0).all()
+    with torch.no_grad():
+        gain = mnist_cnn(result.adv).gather(1, target[:, None]) - mnist_cnn(x).gather(1, target[:, None])
+    assert (gain > 0).float().mean() >= 0.9  # each step moves the two pixels of steepest target-logit ascent
+    with pytest.raises(InputError, match="saliency"):
+        JSMA(saliency="sum")
