@@ -18,15 +18,21 @@ from advlab.errors import InputError
 
 
 def target_and_other_gradients(
-    model: nn.Module, x: torch.Tensor, target: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Logits (N, K), α = ∂z_t/∂x and β = ∂(Σ_{j≠t} z_j)/∂x, both flattened to (N, D), from two backward passes."""
+    model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, others: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Logits (N, K), α = ∂z_t/∂x and β = ∂(Σ_{j≠t} z_j)/∂x, both flattened to (N, D), from two backward passes.
+
+    ``others=False`` skips the second backward pass and returns β = None (the target-only saliency needs α alone).
+    """
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         logits = model(x)
-        (alpha,) = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), x, retain_graph=True)
-        (total,) = torch.autograd.grad(logits.sum(), x)
-    return logits.detach(), alpha.flatten(1), (total - alpha).flatten(1)
+        (alpha,) = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), x, retain_graph=others)
+        beta = None
+        if others:
+            (total,) = torch.autograd.grad(logits.sum(), x)
+            beta = (total - alpha).flatten(1)
+    return logits.detach(), alpha.flatten(1), beta
 
 
 def best_pixel_pairs(alpha: torch.Tensor, beta: torch.Tensor, domain: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -118,12 +124,13 @@ class JSMA(Attack):
             idx = active.nonzero().squeeze(1)
             if idx.numel() == 0:
                 break
-            logits, alpha, beta = target_and_other_gradients(model, adv[idx].view(-1, *x.shape[1:]), target[idx])
+            logits, alpha, beta = target_and_other_gradients(model, adv[idx].view(-1, *x.shape[1:]), target[idx],
+                                                             others=self.saliency == "pairs")
             reached = logits.argmax(1) == target[idx]
             for start in range(0, idx.numel(), self.pair_chunk):
                 rows = idx[start:start + self.pair_chunk]
                 part = slice(start, start + self.pair_chunk)
-                if self.saliency == "pairs":
+                if beta is not None:
                     p, q, found = best_pixel_pairs(alpha[part], beta[part], domain[rows])
                 else:
                     p, q, found = best_target_pixels(alpha[part], domain[rows])

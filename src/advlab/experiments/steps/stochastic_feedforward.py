@@ -114,9 +114,9 @@ def _evaluation_and_validation(ctx: ExperimentContext) -> tuple[ImageDataset, Im
     seed = int(ctx.settings.get("seed", 0))
     full = load_dataset(ctx.preset.dataset, "test", data_dir=ctx.data_dir)
     pool, validation = full.split(n_validation / len(full), seed=seed)
-    n_test = int(ctx.settings.get("n_test") or 0) or None
-    ctx.log(f"σ_N² chosen on {len(validation)} held-out test images; evaluation on {min(n_test or len(pool), len(pool))}")
-    return pool.subset(n_test, seed), validation
+    evaluation = pool.subset(int(ctx.settings.get("n_test") or 0) or None, seed)
+    ctx.log(f"σ_N² chosen on {len(validation)} held-out test images; evaluation on {len(evaluation)}")
+    return evaluation, validation
 
 
 def _select_variance(ctx: ExperimentContext, model: torch.nn.Module, validation: ImageDataset,
