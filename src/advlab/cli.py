@@ -105,6 +105,11 @@ def train_command(
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(Path("runs/train"), "--out", help="Checkpoints (last/best) and training state."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
+    robust_check: int = typer.Option(
+        0, "--robust-check", help="PGD-10 accuracy at the defense's ε on this many held-out training images each "
+        "epoch; best checkpoint by it (guards fast_fgsm against catastrophic overfitting)."),
+    amp: bool = typer.Option(False, "--amp", help="bf16 autocast on CUDA (no effect on CPU)."),
+    channels_last: bool = typer.Option(False, "--channels-last", help="NHWC memory format for weights and batches."),
     device: str = DeviceOption,
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars (one line per epoch)."),
 ) -> None:
@@ -121,8 +126,9 @@ def train_command(
         defense_args=split_scoped_kwargs(parse_kwargs(defense_arg), defense),
         config=dict(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, momentum=momentum,
                     nesterov=nesterov, weight_decay=weight_decay, schedule=schedule, milestones=tuple(milestones),
-                    augmentation=augment, val_fraction=val_fraction, seed=seed),
-        out_dir=out, resume=resume, device=device, quiet=quiet,
+                    augmentation=augment, val_fraction=val_fraction, seed=seed, amp=amp,
+                    channels_last=channels_last),
+        out_dir=out, resume=resume, device=device, quiet=quiet, robust_check=robust_check,
     )
     from advlab.distributed import is_main
 
@@ -131,6 +137,9 @@ def train_command(
     final = result.history[-1]
     console.print(f"test accuracy {100 * final['test_acc']:.2f} % after {final['epoch']} epoch(s); "
                   f"checkpoint {result.last_checkpoint}")
+    if robust_check and result.best is not None:
+        console.print(f"best epoch by held-out PGD-10 accuracy: {result.best['epoch']} "
+                      f"({100 * result.best['value']:.2f} %); checkpoint {result.best_checkpoint}")
 
 
 @app.command("attack")

@@ -99,6 +99,29 @@ def test_pni_with_pgd_training_round_trips_through_its_card(tmp_path) -> None:
     assert pni_layers(loaded.model) and declares_stochastic(loaded.model)
 
 
+def test_robust_check_keeps_the_best_checkpoint_by_held_out_pgd_accuracy(tmp_path) -> None:
+    import json
+
+    out = tmp_path / "fast"
+    result = invoke("train", "--model", "mlp", "--dataset", "mnist-sample", "--n", "512", "--epochs", "2",
+                    "--defense", "fast_fgsm", "--defense-arg", "eps=0.1", "--robust-check", "64",
+                    "--out", str(out), "--quiet", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    card = json.loads((out / "best.json").read_text())
+    pgd = [record["pgd_acc"] for record in card["metrics"]]
+    assert card["best"]["metric"] == "pgd_acc" and card["best"]["value"] == max(pgd)
+    assert all(0 <= value <= record["pgd_acc_clean"] for value, record in zip(pgd, card["metrics"]))
+    assert "best epoch by held-out PGD-10 accuracy" in result.output
+
+
+def test_robust_check_needs_an_adversarial_training_defense() -> None:
+    from advlab.errors import InputError
+
+    with pytest.raises(InputError, match="training attack's ε"):
+        invoke("train", "--model", "mlp", "--dataset", "mnist-sample", "--n", "64", "--epochs", "1",
+               "--robust-check", "32", "--out", "unused")
+
+
 def test_two_objectives_are_refused() -> None:
     from advlab.errors import InputError
 

@@ -148,3 +148,23 @@ def test_non_quiet_run_prints_one_line_per_epoch(capsys) -> None:
     assert err.count("epoch 1/2") == 1 and err.count("epoch 2/2") == 1 and "train_loss" in err
     fit(tiny_model(), stripes(32), config=TrainConfig(epochs=2, batch_size=16), quiet=True)
     assert capsys.readouterr().err == ""
+
+
+def test_channels_last_training_matches_the_default_layout(tmp_path) -> None:
+    from advlab.models.checkpoint import load_checkpoint
+
+    train = stripes(256, seed=1)
+    results = {}
+    for channels_last in (False, True):
+        # SGD, not Adam: the conv bias before batch norm has a zero gradient, and Adam would blow its rounding
+        # noise up to full-size steps
+        config = TrainConfig(epochs=2, batch_size=32, optimizer="sgd", lr=0.05, channels_last=channels_last)
+        results[channels_last] = fit(tiny_model(), train, config=config, out_dir=tmp_path / str(channels_last),
+                                     quiet=True)
+    nhwc = results[True].model
+    assert nhwc.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    for (name, a), b in zip(results[False].model.state_dict().items(), nhwc.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5), name  # same run; only the summation order may differ
+    # the checkpoint of a channels_last run loads into a plain model
+    loaded, _ = load_checkpoint(tmp_path / "True" / "last.safetensors", build=tiny_model)
+    assert torch.equal(loaded.conv.weight, nhwc.conv.weight)

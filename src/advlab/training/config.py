@@ -39,7 +39,9 @@ class TrainConfig:
             final incomplete batch of each epoch.
     Run:
         seed: seeds the data generator (shuffling, augmentation; seed + 1) and, via ``seed_everything``, the
-            global generators. amp: bf16 autocast on CUDA (ignored on CPU). device: ``"cpu"``, ``"cuda"``,
+            global generators. amp: bf16 autocast on CUDA (ignored on CPU). channels_last: keep the model's
+            weights and every training batch in NHWC memory format (values unchanged; often faster for
+            convolutions with several input channels, nothing for 1-channel MNIST). device: ``"cpu"``, ``"cuda"``,
             ``"cuda:1"``; None picks CUDA when available. best_metric: epoch metric that selects
             ``best.safetensors`` (``"val_acc"``, or a key returned by ``fit``'s ``eval_hook`` such as
             ``"pgd_acc"``); names ending in ``loss`` are minimized, others maximized.
@@ -66,6 +68,7 @@ class TrainConfig:
     drop_last: bool = False
     seed: int = 0
     amp: bool = False
+    channels_last: bool = False
     device: str | None = None
     best_metric: str = "val_acc"
 

@@ -61,7 +61,8 @@ from advlab.training.state import (
 
 EvalHook = Callable[[nn.Module, int], Mapping[str, float]]
 # Settings that may change between an interrupted run and its resumption without changing what is computed.
-RESUMABLE_CHANGES = frozenset({"epochs", "device"})
+# Settings of speed, not of the result: a resumed run may change them.
+RESUMABLE_CHANGES = frozenset({"epochs", "device", "channels_last"})
 BUILTIN_METRICS = frozenset({"epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "time_s"})
 
 
@@ -253,6 +254,8 @@ def _train_one_epoch(
                                 drop_last=config.drop_last)
     for batch_index, (x, y) in enumerate(batches):
         x = augment(x, data_generator)
+        if config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         lr = set_lr(optimizer, multiplier(step))
         global_n = int(y.shape[0])
         if world_size > 1:
@@ -393,6 +396,8 @@ def fit(
     # shuffle order is not correlated with dropout masks drawn from the same seed.
     data_generator = torch.Generator().manual_seed(config.seed + 1)
     model.to(run_device)
+    if config.channels_last:  # before the optimizer is built: its state then matches the parameters' layout
+        model.to(memory_format=torch.channels_last)
     if run_device.type != "cpu":  # uint8 datasets fit on the GPU; per-batch host copies would dominate
         train_set = train_set.to(run_device)
         val_set = val_set.to(run_device) if val_set is not None else None

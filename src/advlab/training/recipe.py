@@ -9,6 +9,7 @@ the checkpoint re-applies the transforms (see :func:`advlab.models.loading.load_
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,11 +82,18 @@ def train_with_defense(
     resume: bool = False,
     device: str | None = "auto",
     quiet: bool = False,
+    robust_check: int = 0,
 ) -> TrainResult:
     """Train ``model_name`` on ``train_set`` with registered defenses; ``test_acc`` logged per epoch.
 
     ``config`` holds :class:`TrainConfig` fields; with ``val_fraction > 0`` a seeded share of ``train_set`` is held
     out as the validation set that selects ``best.safetensors``.
+
+    ``robust_check = n > 0`` (adversarial-training objectives only) measures PGD-10 accuracy at the objective's ε
+    on n held-out images after every epoch (``pgd_acc``) and keeps ``best.safetensors`` by it: the guard
+    against catastrophic overfitting of fast FGSM training (Wong et al. 2020, §5). The images come from the
+    validation split, or else from the training set (as Wong et al. check a training minibatch), never from
+    the test set that reports the result.
     """
     from advlab.models import create_model
     from advlab.models.loading import load_model
@@ -107,12 +115,33 @@ def train_with_defense(
     val_set = None
     if train_config.val_fraction > 0:
         train_set, val_set = train_set.split(train_config.val_fraction, seed=train_config.seed)
+    robust_hook = None
+    if robust_check:
+        robust_hook = _robust_check_hook(setup.objective, val_set if val_set is not None else train_set,
+                                         n=robust_check, seed=train_config.seed)
+        train_config = dataclasses.replace(train_config, best_metric="pgd_acc")
 
     def test_accuracy(trained: nn.Module, epoch: int) -> dict[str, float]:
-        return {"test_acc": evaluate(trained, test_set, device=torch.device(device))["acc"]}
+        metrics = {"test_acc": evaluate(trained, test_set, device=torch.device(device))["acc"]}
+        if robust_hook is not None:
+            metrics.update(robust_hook(trained, epoch))
+        return metrics
 
     card_extra: dict[str, Any] = {"test_dataset": test_set.name}
     if setup.cards:
         card_extra["defenses"] = setup.cards
     return fit(model, train_set, config=train_config, objective=setup.objective, val_set=val_set, out_dir=out_dir,
                resume=resume, card_extra=card_extra, quiet=quiet, device=device, eval_hook=test_accuracy)
+
+
+def _robust_check_hook(objective: Any, check_set: ImageDataset, *, n: int, seed: int) -> Any:
+    """The per-epoch PGD check of :func:`train_with_defense` at the objective's ε (see its docstring)."""
+    from advlab.defenses.adversarial_training import pgd_accuracy_hook
+
+    if not isinstance(n, int) or n < 1:
+        raise InputError(f"robust_check must be a number of images >= 1, got {n!r}")
+    eps = getattr(objective, "eps", None)
+    if not isinstance(eps, (int, float)) or eps <= 0:
+        raise InputError("the robust check attacks at the training attack's ε; choose an adversarial-training "
+                         "defense (fast_fgsm, pgd_at, fgsm_mixed, ...) or drop --robust-check")
+    return pgd_accuracy_hook(check_set, eps=float(eps), n=min(n, len(check_set)), seed=seed)
