@@ -191,7 +191,14 @@ def build_foolbox(model: nn.Module, spec: AttackSpec, num_classes: int,
 
     def run(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         _, clipped, _ = attack(fmodel, x, y, epsilons=epsilon)
-        return clipped.detach()
+        adv = clipped.detach()
+        if spec.kind == "cw":
+            # foolbox's C&W starts its best-so-far buffer at zeros and returns it unchanged for a sample it never
+            # fooled: an all-black image, which the model then misclassifies (a "success" at L2 = ‖x‖). Give
+            # such samples back their input, as torchattacks and ART do, so robust accuracy compares like with like.
+            never_fooled = adv.flatten(1).eq(0).all(dim=1) & x.flatten(1).ne(0).any(dim=1)
+            adv[never_fooled] = x[never_fooled]
+        return adv
     return run
 
 

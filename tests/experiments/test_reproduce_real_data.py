@@ -60,3 +60,6 @@ def test_pni_tiny_reports_alphas_and_eot_rows(shared_data: Path, tmp_path: Path)
     assert all(row["ours"] > 0 for row in alphas)
     for key in ("resnet20.pni_W.pgd_acc", "resnet20.pni_W.pgd_acc_no_eot", "resnet20.pni_W.no_noise.pgd_acc"):
         assert 0.0 <= rows[key]["ours"] <= 1.0
+    # the noisy model is evaluated in repeated trials and their spread reported; the deterministic ones are not
+    assert 0.0 <= rows["resnet20.pni_W.pgd_acc_std"]["ours"] <= 0.5
+    assert "resnet20.vanilla.pgd_acc_std" not in rows and "resnet20.pni_W.no_noise.pgd_acc_std" not in rows

@@ -101,22 +101,30 @@ def pni_experiment(ctx: ExperimentContext) -> list[Measurement]:
 
 def _robustness_rows(ctx: ExperimentContext, key: str, table: str, name: str, model: torch.nn.Module,
                      test_set: Any, pgd: PGD, fgsm: FGSM) -> list[Measurement]:
-    rows = [Measurement(f"{key}.clean_acc", table, f"{name}: clean accuracy", clean_accuracy(ctx, model, test_set)),
-            Measurement(f"{key}.pgd_acc", table, f"{name}: PGD accuracy (EOT for PNI)",
-                        _accuracy(ctx, model, test_set, pgd)),
-            Measurement(f"{key}.fgsm_acc", table, f"{name}: FGSM accuracy (EOT for PNI)",
-                        _accuracy(ctx, model, test_set, fgsm))]
+    rows = [Measurement(f"{key}.clean_acc", table, f"{name}: clean accuracy", clean_accuracy(ctx, model, test_set))]
+    attacks = [("pgd_acc", "PGD accuracy (EOT for PNI)", pgd, True),
+               ("fgsm_acc", "FGSM accuracy (EOT for PNI)", fgsm, True)]
     if "pni" in key:
-        rows.append(Measurement(f"{key}.pgd_acc_no_eot", table, f"{name}: PGD accuracy without EOT (naive)",
-                                _accuracy(ctx, model, test_set, pgd, eot=False)))
+        attacks.append(("pgd_acc_no_eot", "PGD accuracy without EOT (naive)", pgd, False))
+    for suffix, label, attack, eot in attacks:
+        point = _evaluated(ctx, model, test_set, attack, eot=eot)
+        rows.append(Measurement(f"{key}.{suffix}", table, f"{name}: {label}", point.robust_accuracy))
+        if len(point.trials) > 1:  # a randomized model: the spread over the repeated trials
+            rows.append(Measurement(f"{key}.{suffix}_std", table,
+                                    f"{name}: {label}, std over {len(point.trials)} trials",
+                                    point.robust_accuracy_std))
     return rows
 
 
 def _accuracy(ctx: ExperimentContext, model: torch.nn.Module, data: Any, attack: Any, eot: bool = True) -> float:
+    return float(_evaluated(ctx, model, data, attack, eot=eot).robust_accuracy)
+
+
+def _evaluated(ctx: ExperimentContext, model: torch.nn.Module, data: Any, attack: Any, eot: bool = True) -> Any:
+    """The attack's evaluation point: mean (and std) over trials, EOT gradients for randomized models."""
     s = ctx.settings
-    return float(evaluate_attack(model, data, attack, device=ctx.device, eot=eot,
-                                 eot_samples=int(s.get("eot_samples", 10)), trials=int(s.get("trials", 5)),
-                                 seed=int(s.get("seed", 0))).robust_accuracy)
+    return evaluate_attack(model, data, attack, device=ctx.device, eot=eot, eot_samples=int(s.get("eot_samples", 10)),
+                           trials=int(s.get("trials", 5)), seed=int(s.get("seed", 0)))
 
 
 def _pretrained(ctx: ExperimentContext) -> torch.nn.Module:
