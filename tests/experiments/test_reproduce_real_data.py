@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import json
 from pathlib import Path
 
@@ -34,6 +36,9 @@ def test_cnn_adversarial_tiny_reports_the_issue_numbers_beside_ours(shared_data:
     assert rows["baseline.clean_acc"]["delta"] == pytest.approx(rows["baseline.clean_acc"]["ours"] - 0.828)
     for key in ("distillation_t50.fgsm_acc", "distillation_t50.fgsm_acc_at_T", "final.input_noise.fgsm_acc"):
         assert 0.0 <= rows[key]["ours"] <= 1.0
+    for key in ("baseline.median_gradient_l2", "distillation_t50.median_gradient_l2",
+                "distillation_t50.median_gradient_l2_at_T", "distillation_t4.median_gradient_l2"):
+        assert math.isfinite(rows[key]["ours"]) and rows[key]["ours"] >= 0.0
 
 
 @pytest.mark.slow

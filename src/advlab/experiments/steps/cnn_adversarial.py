@@ -20,6 +20,7 @@ from advlab.defenses.distillation import DefensiveDistillation, TemperatureScale
 from advlab.defenses.noise import InputNoise
 from advlab.defenses.registry import create_defense
 from advlab.evaluate import check_saturated_softmax, check_zero_gradients
+from advlab.evaluate.gradient_norms import input_gradient_norms
 from advlab.experiments.runner import (
     ExperimentContext,
     Measurement,
@@ -64,6 +65,9 @@ def cnn_adversarial(ctx: ExperimentContext) -> list[Measurement]:
     clean_and_fgsm("per_epoch_adversarial", "Table 2", "per-epoch adversarial training", per_epoch)
 
     x_check, y_check = _check_batch(test_set, int(s.get("check_images", 256)), ctx)
+    out.append(Measurement("baseline.median_gradient_l2", "Table 3",
+                           "baseline CNN: median ‖∇ₓ CE‖₂ over the check images",
+                           _median_gradient_norm(baseline, x_check, y_check), "norm"))
     for table, key, recipe in (("Table 3", "distillation_t50", DefensiveDistillation(temperature=50.0)),
                                ("Table 4", "distillation_t4", DefensiveDistillation.van_everdingen())):
         teacher = create_model("cifar_cnn", **model_kwargs)
@@ -82,6 +86,15 @@ def cnn_adversarial(ctx: ExperimentContext) -> list[Measurement]:
         out.append(Measurement(f"{key}.zero_gradient_share", table,
                                f"distilled (T = {t:g}) at T = 1: share of images with an exactly zero input gradient",
                                float(zero.values["zero_gradient_fraction"]), "share"))
+        out.append(Measurement(f"{key}.median_gradient_l2", table,
+                               f"distilled (T = {t:g}) at T = 1: median ‖∇ₓ CE‖₂ over the check images",
+                               _median_gradient_norm(student, x_check, y_check), "norm"))
+        out.append(Measurement(f"{key}.median_gradient_l2_at_T", table,
+                               f"distilled (T = {t:g}): median ‖∇ₓ CE‖₂ through logits / {t:g}",
+                               _median_gradient_norm(TemperatureScaled(student, t), x_check, y_check), "norm"))
+        out.append(Measurement(f"{key}.saturated_share", table,
+                               f"distilled (T = {t:g}) at T = 1: share of images whose softmax rounds to exactly 1",
+                               float(saturated.values["saturated_fraction"]), "share"))
         out.append(Measurement(f"{key}.checks_flag_masking", table,
                                f"distilled (T = {t:g}) at T = 1: sanity checks flag gradient masking (1 = yes)",
                                float(saturated.warned or zero.warned), "flag"))
@@ -100,6 +113,11 @@ def _fgsm_through_temperature(ctx: ExperimentContext, student: object, test_set:
                               temperature: float) -> float:
     """FGSM crafted on logits / T, scored on the deployed T = 1 model (same argmax, so the same accuracy)."""
     return attack_accuracy(ctx, TemperatureScaled(student, temperature), test_set, fgsm)
+
+
+def _median_gradient_norm(model: object, x: object, y: object) -> float:
+    """Median over the images of the L2 norm of the input gradient of the cross-entropy ([0, 1] pixel units)."""
+    return float(input_gradient_norms(model, (x, y), norm="l2").norms.median())
 
 
 def _check_batch(test_set: object, n: int, ctx: ExperimentContext) -> tuple[object, object]:

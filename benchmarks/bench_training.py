@@ -1,0 +1,101 @@
+"""Training-step throughput of advlab's ``fit`` options on this machine: default layout vs ``channels_last``.
+
+For each registry model (mnist_cnn, cifar_cnn, resnet20) and each option, times ``--steps`` optimizer steps of
+clean cross-entropy training (Adam, batch 128, random images of the model's input shape: throughput does not
+depend on pixel values) after ``--warmup`` untimed steps, through ``advlab.train.fit`` itself, and prints
+images per second and the ratio to the default layout. Writes a JSON result with the machine's facts.
+
+    .venv/bin/python benchmarks/bench_training.py --out benchmarks/results_training.json
+
+``--amp`` (bf16 autocast) only acts on CUDA, so on a CPU-only machine it is not measured here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from advlab.data.dataset import ImageDataset
+from advlab.io import write_json
+from advlab.models import create_model
+from advlab.models.registry import MODELS
+from advlab.train import TrainConfig, fit
+
+MODEL_NAMES = ("mnist_cnn", "cifar_cnn", "resnet20")
+OPTIONS = {"default": {}, "channels_last": {"channels_last": True}}
+
+
+def random_images(shape: tuple[int, ...], n: int, seed: int = 0) -> ImageDataset:
+    """``n`` uint8 images of ``shape`` with random labels in 10 classes."""
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, *shape), dtype=torch.uint8, generator=generator)
+    labels = torch.randint(0, 10, (n,), generator=generator)
+    return ImageDataset(images, labels, classes=tuple(str(i) for i in range(10)), name="random")
+
+
+def steps_per_second(model_name: str, option: dict, *, steps: int, warmup: int, batch_size: int,
+                     repeats: int) -> list[float]:
+    """Images per second of ``repeats`` timed ``fit`` runs of ``steps`` steps each (one warm-up run first)."""
+    shape = tuple(MODELS.entry(model_name).info["input_shape"])
+    rates = []
+    for run in range(repeats + 1):
+        n = batch_size * (warmup if run == 0 else steps)
+        data = random_images(shape, n, seed=run)
+        model = create_model(model_name)
+        config = TrainConfig(epochs=1, batch_size=batch_size, optimizer="adam", lr=1e-3, device="cpu", **option)
+        started = time.perf_counter()
+        fit(model, data, config=config, quiet=True, device="cpu")
+        elapsed = time.perf_counter() - started
+        if run:
+            rates.append(n / elapsed)
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="*", default=list(MODEL_NAMES))
+    parser.add_argument("--steps", type=int, default=20, help="timed optimizer steps per run")
+    parser.add_argument("--warmup", type=int, default=3, help="steps of the untimed warm-up run")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
+    args = parser.parse_args()
+
+    console = Console()
+    table = Table(title=f"fit() training throughput, batch {args.batch_size}, {torch.get_num_threads()} threads")
+    for column in ("model", "option", "images/s (median)", "ratio vs default"):
+        table.add_column(column, justify="right")
+    rows = []
+    for model_name in args.models:
+        baseline = None
+        for option_name, option in OPTIONS.items():
+            rates = steps_per_second(model_name, option, steps=args.steps, warmup=args.warmup,
+                                     batch_size=args.batch_size, repeats=args.repeats)
+            median = statistics.median(rates)
+            baseline = baseline or median
+            rows.append({"model": model_name, "option": option_name, "images_per_s": rates,
+                         "median_images_per_s": median, "ratio_vs_default": median / baseline})
+            table.add_row(model_name, option_name, f"{median:.1f}", f"{median / baseline:.2f}x")
+    console.print(table)
+    if args.out is not None:
+        environment = {
+            "date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(), "load_average": list(os.getloadavg()),
+        }
+        write_json(args.out, {"environment": environment, "settings": vars(args) | {"out": str(args.out)},
+                              "rows": rows})
+        console.print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
