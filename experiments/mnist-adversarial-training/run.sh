@@ -16,7 +16,7 @@ THREADS=${THREADS:-1}
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 ADVLAB=${ADVLAB:-.venv/bin/advlab}
 common=(--model mnist_cnn --dataset mnist --data-dir "$DATA" --optimizer adam --lr 1e-3 --schedule onecycle
-        --batch-size 128 --device cpu --quiet)
+        --batch-size 128 --device cpu)
 
 case "${1:-}" in
   pgd_at)

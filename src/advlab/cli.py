@@ -111,7 +111,8 @@ def train_command(
     amp: bool = typer.Option(False, "--amp", help="bf16 autocast on CUDA (no effect on CPU)."),
     channels_last: bool = typer.Option(False, "--channels-last", help="NHWC memory format for weights and batches."),
     device: str = DeviceOption,
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars (one line per epoch)."),
+    quiet: bool = typer.Option(
+        False, "--quiet", help="No output while training (else bars on a terminal, one line per epoch otherwise)."),
 ) -> None:
     """Train a model (optionally with a defense) and evaluate it on the test split after every epoch."""
     from advlab.cli_util import parse_kwargs, split_scoped_kwargs
