@@ -94,6 +94,16 @@ def _fast_fgsm(**settings: Any) -> Any:
     return FastFGSMTraining(**settings)
 
 
+@register_defense("n_fgsm", kind="objective", stochastic=False,
+                  paper="de Jorge et al. 2022 (arXiv:2202.01181)",
+                  summary="FGSM (step eps) from U(-2eps, 2eps) noise, not projected: fast training without "
+                          "catastrophic overfitting")
+def _n_fgsm(**settings: Any) -> Any:
+    from advlab.defenses.adversarial_training import NoiseFGSMTraining
+
+    return NoiseFGSMTraining(**settings)
+
+
 @register_defense("per_epoch_adversarial", kind="objective", stochastic=False,
                   paper="van Everdingen, CNNs and adversarial examples",
                   summary="FGSM set regenerated once an epoch against a snapshot of the model")

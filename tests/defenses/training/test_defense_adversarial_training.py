@@ -14,6 +14,7 @@ from training_defense_utils import TinyCNN, accuracy, train_steps
 from advlab.defenses.adversarial_training import (
     FastFGSMTraining,
     FGSMMixedLoss,
+    NoiseFGSMTraining,
     PerEpochAdversarialTraining,
     PGDAdversarialTraining,
     pgd_accuracy_hook,
@@ -149,6 +150,27 @@ def test_fast_fgsm_uses_a_random_start_and_125_eps_steps(test_batch, trained_cnn
     assert (first - x).abs().amax() <= eps + 1e-6
     assert (first - second).abs().amax() > 0  # a fresh random start each call
     assert accuracy(trained_cnn, first, y) < accuracy(trained_cnn, x, y) - 0.3
+
+
+def test_n_fgsm_steps_from_wider_noise_without_projecting_back(test_batch, trained_cnn) -> None:
+    x, y, eps = test_batch[0][:64], test_batch[1][:64], 0.1
+    objective = NoiseFGSMTraining(eps=eps)
+    trained_cnn.train()
+    assert objective.describe()["step_size"] == pytest.approx(eps) and objective.noise_scale == 2.0
+    torch.manual_seed(0)
+    first = objective.perturb(trained_cnn, x, y)
+    second = objective.perturb(trained_cnn, x, y)
+    distance = (first - x).abs().amax(dim=1).amax(dim=(1, 2))
+    assert float(distance.max()) <= 3 * eps + 1e-6 and 0.0 <= float(first.min()) and float(first.max()) <= 1.0
+    assert float(distance.min()) > eps  # not projected onto the ε-ball: the noise alone reaches 2ε
+    assert (first - second).abs().amax() > 0  # fresh noise each call
+    assert accuracy(trained_cnn, first, y) < accuracy(trained_cnn, x, y) - 0.3
+    # the step follows the gradient at the noisy start: without the step the accuracy is higher
+    torch.manual_seed(0)
+    noise_only = NoiseFGSMTraining(eps=eps, step_size=0.0).perturb(trained_cnn, x, y)
+    assert accuracy(trained_cnn, first, y) < accuracy(trained_cnn, noise_only, y)
+    assert trained_cnn.training and all(p.requires_grad for p in trained_cnn.parameters())  # both restored
+    trained_cnn.eval()
 
 
 def test_pgd_accuracy_hook_is_fixed_and_leaves_the_training_rng_alone(mnist, trained_cnn) -> None:

@@ -11,7 +11,7 @@ from training_defense_utils import TinyCNN
 from advlab.defenses.registry import DEFENSES, create_defense, defense_from_card, list_defenses
 from advlab.errors import InputError, UnknownNameError
 
-OWN = ("fgsm_mixed", "pgd_at", "fast_fgsm", "random_sign_training", "per_epoch_adversarial",
+OWN = ("fgsm_mixed", "pgd_at", "fast_fgsm", "n_fgsm", "random_sign_training", "per_epoch_adversarial",
        "gaussian_augmentation", "distillation", "input_noise", "mc_dropout", "denoiser")
 # Settings without a default (the noise scale) or that exercise a non-default value.
 SETTINGS = {"random_sign_training": {"scale": 0.3}, "gaussian_augmentation": {"scale": 0.1},
