@@ -5,7 +5,7 @@
 #   experiments/mnist-adversarial-training/run.sh pgd_at     # train the PGD-AT model      -> runs/mnist-pgd-at
 #   experiments/mnist-adversarial-training/run.sh fast_fgsm  # train the FGSM-RS model     -> runs/mnist-fast-fgsm
 #   experiments/mnist-adversarial-training/run.sh n_fgsm     # train the N-FGSM model      -> runs/mnist-n-fgsm
-#   experiments/mnist-adversarial-training/run.sh evaluate   # PGD-40 and FGSM on each     -> runs/mnist-*/eval.txt
+#   experiments/mnist-adversarial-training/run.sh evaluate   # PGD-40 and FGSM on each     -> results/results.md
 #
 # DATA (default ../shared/data), EPOCHS_PGD (5), EPOCHS_FAST (4), N_EVAL (2000 test images) and THREADS (torch
 # threads per job; the two trainings may run side by side with THREADS=1) override the defaults. Each training
@@ -36,16 +36,7 @@ case "${1:-}" in
     "$ADVLAB" train "${common[@]}" --epochs "${EPOCHS_FAST:-4}" --defense n_fgsm --defense-arg eps=0.3 \
       --robust-check 512 --out runs/mnist-n-fgsm ;;
   evaluate)
-    for run in ${RUNS:-mnist-pgd-at mnist-fast-fgsm mnist-n-fgsm}; do
-      weights=runs/$run/last.safetensors
-      [ -f "runs/$run/best.safetensors" ] && weights=runs/$run/best.safetensors
-      {
-        echo "# $weights, $(date -u +%FT%TZ)"
-        "$ADVLAB" attack --weights "$weights" --dataset mnist --data-dir "$DATA" --n "${N_EVAL:-2000}" \
-          --attack pgd --eps 0.3 --attack-arg steps=40 --attack-arg step_size=0.01 --device cpu
-        "$ADVLAB" attack --weights "$weights" --dataset mnist --data-dir "$DATA" --n "${N_EVAL:-2000}" \
-          --attack fgsm --eps 0.1,0.2,0.3 --device cpu
-      } | tee "runs/$run/eval.txt"
-    done ;;
+    # PGD-40 / FGSM on each run's chosen checkpoint -> experiments/mnist-adversarial-training/results/
+    .venv/bin/python experiments/mnist-adversarial-training/report.py --data-dir "$DATA" --n "${N_EVAL:-2000}" ;;
   *) echo "usage: $0 pgd_at|fast_fgsm|n_fgsm|evaluate" >&2; exit 2 ;;
 esac
