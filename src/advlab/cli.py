@@ -106,8 +106,8 @@ def train_command(
     out: Path = typer.Option(Path("runs/train"), "--out", help="Checkpoints (last/best) and training state."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
     robust_check: int = typer.Option(
-        0, "--robust-check", help="PGD-10 accuracy at the defense's ε on this many held-out training images each "
-        "epoch; best checkpoint by it (guards fast_fgsm against catastrophic overfitting)."),
+        0, "--robust-check", help="PGD-10 accuracy at the defense's ε on this many validation (else training) "
+        "images each epoch; best checkpoint by it (guards fast_fgsm against catastrophic overfitting)."),
     amp: bool = typer.Option(False, "--amp", help="bf16 autocast on CUDA (no effect on CPU)."),
     channels_last: bool = typer.Option(False, "--channels-last", help="NHWC memory format for weights and batches."),
     device: str = DeviceOption,
@@ -139,7 +139,7 @@ def train_command(
     console.print(f"test accuracy {100 * final['test_acc']:.2f} % after {final['epoch']} epoch(s); "
                   f"checkpoint {result.last_checkpoint}")
     if robust_check and result.best is not None:
-        console.print(f"best epoch by held-out PGD-10 accuracy: {result.best['epoch']} "
+        console.print(f"best epoch by the PGD-10 check: {result.best['epoch']} "
                       f"({100 * result.best['value']:.2f} %); checkpoint {result.best_checkpoint}")
 
 

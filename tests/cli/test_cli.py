@@ -99,7 +99,7 @@ def test_pni_with_pgd_training_round_trips_through_its_card(tmp_path) -> None:
     assert pni_layers(loaded.model) and declares_stochastic(loaded.model)
 
 
-def test_robust_check_keeps_the_best_checkpoint_by_held_out_pgd_accuracy(tmp_path) -> None:
+def test_robust_check_keeps_the_best_checkpoint_by_pgd_accuracy(tmp_path) -> None:
     import json
 
     out = tmp_path / "fast"
@@ -111,7 +111,7 @@ def test_robust_check_keeps_the_best_checkpoint_by_held_out_pgd_accuracy(tmp_pat
     pgd = [record["pgd_acc"] for record in card["metrics"]]
     assert card["best"]["metric"] == "pgd_acc" and card["best"]["value"] == max(pgd)
     assert all(0 <= value <= record["pgd_acc_clean"] for value, record in zip(pgd, card["metrics"]))
-    assert "best epoch by held-out PGD-10 accuracy" in result.output
+    assert "best epoch by the PGD-10 check" in result.output
 
 
 def test_robust_check_needs_an_adversarial_training_defense() -> None:

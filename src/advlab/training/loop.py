@@ -61,7 +61,6 @@ from advlab.training.state import (
 
 EvalHook = Callable[[nn.Module, int], Mapping[str, float]]
 # Settings that may change between an interrupted run and its resumption without changing what is computed.
-# Settings of speed, not of the result: a resumed run may change them.
 RESUMABLE_CHANGES = frozenset({"epochs", "device", "channels_last"})
 BUILTIN_METRICS = frozenset({"epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "time_s"})
 

@@ -8,8 +8,8 @@ the checkpoint re-applies the transforms (see :func:`advlab.models.loading.load_
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,10 +90,10 @@ def train_with_defense(
     out as the validation set that selects ``best.safetensors``.
 
     ``robust_check = n > 0`` (adversarial-training objectives only) measures PGD-10 accuracy at the objective's ε
-    on n held-out images after every epoch (``pgd_acc``) and keeps ``best.safetensors`` by it: the guard
-    against catastrophic overfitting of fast FGSM training (Wong et al. 2020, §5). The images come from the
-    validation split, or else from the training set (as Wong et al. check a training minibatch), never from
-    the test set that reports the result.
+    on n fixed images after every epoch (``pgd_acc``) and keeps ``best.safetensors`` by it: the guard against
+    catastrophic overfitting of fast FGSM training (Wong et al. 2020, §5). The images come from the validation
+    split, or else from the training set (Wong et al. check a training minibatch: the collapse shows there
+    too), never from the test set that reports the result.
     """
     from advlab.models import create_model
     from advlab.models.loading import load_model
