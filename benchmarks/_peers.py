@@ -223,7 +223,8 @@ ALGORITHM_NOTES: tuple[str, ...] = (
      "stop a sample once it is misclassified ('advlab' rows); 'advlab fixed' runs every step like the peers."),
     ("C&W-L2: one c, no binary search, κ and lr equal. advlab, torchattacks and foolbox use Adam in tanh space "
      "with the same abort-early rule; ART's CarliniL2Method uses gradient steps with a line search on lr "
-     "(halving/doubling), a different optimizer. torchattacks and ART return the input for samples never fooled; foolbox returns a black image, which the adapter replaces by the input."),
+     "(halving/doubling), a different optimizer. torchattacks and ART return the input for samples never fooled; "
+     "foolbox returns a black image, which the adapter replaces by the input."),
     ("JSMA: targeted at (y+1) mod 10 in every library, θ=+1, γ matched. advlab and torchattacks score pixel "
      "pairs (α_pq·|β_pq|, Papernot et al. Alg. 3); ART's SaliencyMapMethod takes the two largest target-class "
      "gradients (a simplification). Budgets: advlab ⌊γD⌋/2 pair steps, torchattacks ⌈γD/2⌉, ART runs while the "
