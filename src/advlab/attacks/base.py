@@ -213,6 +213,22 @@ def check_eps(eps: float | None, norm: Norm) -> None:
         raise InputError(f"an L∞ eps of {eps} exceeds the [0, 1] pixel range; write e.g. 8/255, not 8")
 
 
+@dataclass
+class _Generated:
+    """What :meth:`Attack._generate` hands back: the (int64) labels and target it used, the projected images, the
+    attack's extras and queries, the model as the attack saw it (channels_last wrapper included, not counting)
+    and the clean logits if a pass at ``x`` already produced them."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    target: torch.Tensor | None
+    adv: torch.Tensor
+    extras: dict[str, torch.Tensor]
+    queries: int
+    model: nn.Module
+    clean_logits: torch.Tensor | None
+
+
 @dataclass(frozen=True, kw_only=True)
 class Attack(ABC):
     """Base class of every attack. Subclasses are frozen dataclasses of keyword-only settings.
@@ -242,6 +258,47 @@ class Attack(ABC):
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *, target: torch.Tensor | None = None
     ) -> AttackResult:
         """Attack ``model`` on images ``x`` (N, C, H, W) in [0, 1] with labels ``y`` (N,); targeted if ``target``."""
+        with frozen_eval(model):
+            run = self._generate(model, x, y, target, report=True)
+            with torch.no_grad():
+                # An attack whose first gradient pass ran at x reports those logits: no second clean pass.
+                clean_logits = run.clean_logits if run.clean_logits is not None else run.model(run.x)
+                adv_pred = run.model(run.adv).argmax(dim=-1)
+        clean_pred = clean_logits.argmax(dim=-1)
+        success = adv_pred == run.target if run.target is not None else adv_pred != run.y
+        return AttackResult(
+            adv=run.adv,
+            labels=run.y,
+            clean_pred=clean_pred,
+            adv_pred=adv_pred,
+            success=success,
+            norms=perturbation_norms(run.adv - run.x),
+            queries=run.queries,
+            target=run.target,
+            extras=run.extras,
+        )
+
+    @final
+    def perturb(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *, target: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Only the adversarial images: ``self(model, x, y, target=target).adv`` without the passes that report.
+
+        For adversarial training (and purifier training), which use nothing else: ``__call__`` also probes the
+        number of classes, predicts the clean and the adversarial images and measures the norms, which for a
+        one-step attack is as much model work as the attack itself. Same validation, eval mode, frozen
+        parameters, projection and random stream as ``__call__``.
+        """
+        with frozen_eval(model):
+            return self._generate(model, x, y, target, report=False).adv
+
+    def _generate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, target: torch.Tensor | None,
+                  *, report: bool) -> _Generated:
+        """Validate, run the attack and project; called inside ``frozen_eval(model)``.
+
+        ``report`` adds the one-image probe that checks the labels against the model's number of classes (a shape
+        error becomes a clear InputError there); without it the attack's own first pass raises any such error.
+        """
         check_eps(self.budget, self.norm)
         if target is None and not self.supports_untargeted:
             raise InputError(f"{type(self).__name__} is a targeted attack: pass target=... (class per image)")
@@ -249,43 +306,26 @@ class Attack(ABC):
             raise InputError(f"{type(self).__name__} does not support targeted attacks; drop target=...")
         validate_inputs(x, y, target)
         x = x.detach()
-        with frozen_eval(model):
-            if self.channels_last:
-                model = ChannelsLastInput(model).eval()
-            counter = ForwardCounter(model)
-            num_classes = _probe_num_classes(model, x)
-            validate_inputs(x, y, target, num_classes)
-            clean_logits = None
-            if y is None:
-                with torch.no_grad():
-                    clean_logits = model(x)
-                y = clean_logits.argmax(dim=-1)
-            y = y.to(torch.int64)
-            target = None if target is None else target.to(torch.int64)
-            output = self.run(counter, x, y, target)
-            # run() may return (adv, extras) to report per-sample information (C&W's best L2, queries per image).
-            adv, extras = output if isinstance(output, tuple) else (output, {})
-            extras = dict(extras)
-            reported = extras.pop(CLEAN_LOGITS, None)
-            adv = project(x, adv.detach().to(x.dtype), self.budget, self.norm)
+        if self.channels_last:
+            model = ChannelsLastInput(model).eval()
+        counter = ForwardCounter(model)
+        if report:
+            validate_inputs(x, y, target, _probe_num_classes(model, x))
+        clean_logits = None
+        if y is None:
             with torch.no_grad():
-                if clean_logits is None:
-                    # An attack whose first gradient pass ran at x reports those logits: no second clean pass.
-                    clean_logits = reported if reported is not None else model(x)
-                adv_pred = model(adv).argmax(dim=-1)
-        clean_pred = clean_logits.argmax(dim=-1)
-        success = adv_pred == target if target is not None else adv_pred != y
-        return AttackResult(
-            adv=adv,
-            labels=y,
-            clean_pred=clean_pred,
-            adv_pred=adv_pred,
-            success=success,
-            norms=perturbation_norms(adv - x),
-            queries=counter.queries,
-            target=target,
-            extras=extras,
-        )
+                clean_logits = model(x)
+            y = clean_logits.argmax(dim=-1)
+        y = y.to(torch.int64)
+        target = None if target is None else target.to(torch.int64)
+        output = self.run(counter, x, y, target)
+        # run() may return (adv, extras) to report per-sample information (C&W's best L2, queries per image).
+        adv, extras = output if isinstance(output, tuple) else (output, {})
+        extras = dict(extras)
+        reported = extras.pop(CLEAN_LOGITS, None)
+        adv = project(x, adv.detach().to(x.dtype), self.budget, self.norm)
+        return _Generated(x=x, y=y, target=target, adv=adv, extras=extras, queries=counter.queries, model=model,
+                          clean_logits=clean_logits if clean_logits is not None else reported)
 
     @abstractmethod
     def run(

@@ -121,7 +121,7 @@ class _AttackObjective(PerturbedInputObjective):
         attack = self.build_attack()
         # y=None makes the attack base use the model's clean (eval-mode) predictions as labels.
         attack_labels = y if self.labels == "true" else None
-        return attack(self.attacked_model(model), x, attack_labels).adv
+        return attack.perturb(self.attacked_model(model), x, attack_labels)
 
 
 @dataclass(kw_only=True)
@@ -266,13 +266,12 @@ class NoiseFGSMTraining(PerturbedInputObjective):
             self.step_size = self.eps
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        from advlab.attacks.base import frozen_eval
+        from advlab.attacks.fgsm import FGSM
 
         bound = self.noise_scale * self.eps
-        start = (x + torch.empty_like(x).uniform_(-bound, bound)).clamp_(0.0, 1.0).requires_grad_(True)
-        with frozen_eval(model), torch.enable_grad():
-            (grad,) = torch.autograd.grad(F.cross_entropy(model(start), y), start)
-        return (start.detach() + self.step_size * grad.sign()).clamp_(0.0, 1.0)
+        start = (x + torch.empty_like(x).uniform_(-bound, bound)).clamp_(0.0, 1.0)
+        # FGSM of size α *from the noisy start*: its ball is centred there, so nothing pulls x̃ back into x's ε-ball.
+        return FGSM(eps=self.step_size).perturb(model, start, y)
 
 
 @dataclass(kw_only=True)

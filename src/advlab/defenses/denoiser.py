@@ -71,7 +71,7 @@ class Purified(nn.Module):
 class DenoisingObjective:
     """Objective for the *denoiser*: ``MSE(D(x_adv), x) + clean_weight · MSE(D(x), x)``.
 
-    ``x_adv = attack(classifier, x, y).adv`` is made per batch against the fixed classifier (fresh random starts
+    ``x_adv = attack.perturb(classifier, x, y)`` is made per batch against the fixed classifier (fresh random starts
     every epoch for PGD). The optional clean term teaches D to leave clean images alone. The ``model`` passed by
     the training loop is the denoiser; labels are only used by the attack.
 
@@ -91,7 +91,7 @@ class DenoisingObjective:
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if next(self.classifier.parameters()).device != x.device:  # fit moves the denoiser, not the classifier
             self.classifier.to(x.device)
-        adversarial = self.attack(self.classifier, x, y).adv
+        adversarial = self.attack.perturb(self.classifier, x, y)
         loss = F.mse_loss(model(adversarial), x)
         if self.clean_weight > 0:
             loss = loss + self.clean_weight * F.mse_loss(model(x), x)
@@ -123,7 +123,7 @@ def purification_hook(classifier: nn.Module, val_set: ImageDataset, attack: Any,
         device = next(denoiser.parameters()).device
         if not cache:
             classifier.to(device)
-            batches = [(x, y, attack(classifier, x, y).adv) for x, y in subset.batches(batch_size, device=device)]
+            batches = [(x, y, attack.perturb(classifier, x, y)) for x, y in subset.batches(batch_size, device=device)]
             cache.update(x=torch.cat([b[0] for b in batches]), y=torch.cat([b[1] for b in batches]),
                          adv=torch.cat([b[2] for b in batches]))
         report = purification_report(denoiser, classifier, cache["x"], cache["adv"], cache["y"])

@@ -257,3 +257,29 @@ def test_fgsm_reuses_its_gradient_pass_for_the_clean_prediction(trained_cnn, tes
     assert calls == [1, len(x), len(x)]
     with torch.no_grad():
         assert torch.equal(result.clean_pred, trained_cnn(x).argmax(dim=1))
+
+
+class _CountingModel(nn.Module):
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body, self.images = body, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.images += int(x.shape[0])
+        return self.body(x)
+
+
+@pytest.mark.parametrize("attack", [FGSM(eps=0.2), PGD(eps=0.2, steps=3, seed=0)], ids=["fgsm", "pgd"])
+def test_perturb_returns_the_call_images_without_the_reporting_passes(trained_cnn, test_batch, attack) -> None:
+    x, y = test_batch[0][:32], test_batch[1][:32]
+    model = _CountingModel(trained_cnn).train()
+    full = attack(model, x, y)
+    reported = model.images
+    model.images = 0
+    adv = attack.perturb(model, x, y)
+    torch.testing.assert_close(adv, full.adv)  # same images (the seeded random start included)
+    # the one-image probe, the adversarial prediction (and PGD's clean pass) are skipped: 33 images for
+    # FGSM, whose gradient pass gives the clean logits, 65 for PGD
+    assert reported - model.images == (33 if isinstance(attack, FGSM) else 65)
+    assert model.training and all(p.requires_grad for p in model.parameters())
+    trained_cnn.eval()  # the fixture is shared
