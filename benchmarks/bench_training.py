@@ -42,7 +42,7 @@ def random_images(shape: tuple[int, ...], n: int, seed: int = 0) -> ImageDataset
     return ImageDataset(images, labels, classes=tuple(str(i) for i in range(10)), name="random")
 
 
-def steps_per_second(model_name: str, option: dict, *, steps: int, warmup: int, batch_size: int,
+def images_per_second(model_name: str, option: dict, *, steps: int, warmup: int, batch_size: int,
                      repeats: int) -> list[float]:
     """Images per second of ``repeats`` timed ``fit`` runs of ``steps`` steps each (one warm-up run first)."""
     shape = tuple(MODELS.entry(model_name).info["input_shape"])
@@ -78,7 +78,7 @@ def main() -> None:
     for model_name in args.models:
         baseline = None
         for option_name, option in OPTIONS.items():
-            rates = steps_per_second(model_name, option, steps=args.steps, warmup=args.warmup,
+            rates = images_per_second(model_name, option, steps=args.steps, warmup=args.warmup,
                                      batch_size=args.batch_size, repeats=args.repeats)
             median = statistics.median(rates)
             baseline = baseline or median

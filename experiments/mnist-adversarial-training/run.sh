@@ -7,7 +7,8 @@
 #   experiments/mnist-adversarial-training/run.sh n_fgsm     # train the N-FGSM model      -> runs/mnist-n-fgsm
 #   experiments/mnist-adversarial-training/run.sh evaluate   # PGD-40 and FGSM on each     -> results/results.md
 #
-# DATA (default ../shared/data), EPOCHS_PGD (5), EPOCHS_FAST (4), N_EVAL (2000 test images) and THREADS (torch
+# DATA (default ../shared/data), EPOCHS_PGD (5), EPOCHS_FAST (4), ALPHA (FGSM-RS step, 0.3), SUFFIX (appended to
+# the FGSM-RS run folder), N_EVAL (2000 test images) and THREADS (torch
 # threads per job; the two trainings may run side by side with THREADS=1) override the defaults. Each training
 # writes its per-epoch times to the checkpoint card (metrics[].time_s): the time ratio comes from there.
 set -euo pipefail
