@@ -5,10 +5,12 @@
 #   experiments/mnist-adversarial-training/run.sh pgd_at     # train the PGD-AT model      -> runs/mnist-pgd-at
 #   experiments/mnist-adversarial-training/run.sh fast_fgsm  # train the FGSM-RS model     -> runs/mnist-fast-fgsm
 #   experiments/mnist-adversarial-training/run.sh n_fgsm     # train the N-FGSM model      -> runs/mnist-n-fgsm
+#   experiments/mnist-adversarial-training/run.sh grad_align # FGSM + GradAlign            -> runs/mnist-grad-align
 #   experiments/mnist-adversarial-training/run.sh evaluate   # PGD-40 and FGSM on each     -> results/results.md
 #
-# DATA (default ../shared/data), EPOCHS_PGD (5), EPOCHS_FAST (4), ALPHA (FGSM-RS step, 0.3), SUFFIX (appended to
-# the FGSM-RS run folder), N_EVAL (2000 test images) and THREADS (torch
+# DATA (default ../shared/data), EPOCHS_PGD (5), EPOCHS_FAST (4), ALPHA (FGSM-RS step, 0.3), RAMP (FGSM-RS ε
+# ramp-up in epochs, 0; also GradAlign's), LAMBDA (GradAlign's weight, 1.0), SUFFIX (appended to the FGSM-RS and
+# GradAlign run folders), N_EVAL (2000 test images) and THREADS (torch
 # threads per job; the two trainings may run side by side with THREADS=1) override the defaults. Each training
 # writes its per-epoch times to the checkpoint card (metrics[].time_s): the time ratio comes from there.
 set -euo pipefail
@@ -31,13 +33,19 @@ case "${1:-}" in
     # checkpoint (the guard against catastrophic overfitting). ALPHA (default 0.3 = ε): Wong et al.'s 1.25·ε =
     # 0.375 overfitted catastrophically in its second epoch on this network (PGD-10 check 0.02 -> 0.00).
     "$ADVLAB" train "${common[@]}" --epochs "${EPOCHS_FAST:-4}" --defense fast_fgsm --defense-arg eps=0.3 \
-      --defense-arg step_size="${ALPHA:-0.3}" --robust-check 512 --out "runs/mnist-fast-fgsm${SUFFIX:-}" ;;
+      --defense-arg step_size="${ALPHA:-0.3}" --defense-arg eps_ramp_epochs="${RAMP:-0}" --robust-check 512 --out "runs/mnist-fast-fgsm${SUFFIX:-}" ;;
   n_fgsm)
     # N-FGSM (de Jorge et al. 2022): the same single step of α = ε, from U(−2ε, 2ε) noise, not projected back.
     "$ADVLAB" train "${common[@]}" --epochs "${EPOCHS_FAST:-4}" --defense n_fgsm --defense-arg eps=0.3 \
       --robust-check 512 --out runs/mnist-n-fgsm ;;
+  grad_align)
+    # FGSM from the clean point (α = ε) plus λ·(1 − cos) between the input gradients at x and at x + U(−ε, ε)
+    # (Andriushchenko & Flammarion 2020), the same PGD-10 check and best checkpoint as fast_fgsm.
+    "$ADVLAB" train "${common[@]}" --epochs "${EPOCHS_FAST:-4}" --defense grad_align --defense-arg eps=0.3 \
+      --defense-arg align_weight="${LAMBDA:-1.0}" --defense-arg eps_ramp_epochs="${RAMP:-0}" --robust-check 512 \
+      --out "runs/mnist-grad-align${SUFFIX:-}" ;;
   evaluate)
     # PGD-40 / FGSM on each run's chosen checkpoint -> experiments/mnist-adversarial-training/results/
     .venv/bin/python experiments/mnist-adversarial-training/report.py --data-dir "$DATA" --n "${N_EVAL:-2000}" ;;
-  *) echo "usage: $0 pgd_at|fast_fgsm|n_fgsm|evaluate" >&2; exit 2 ;;
+  *) echo "usage: $0 pgd_at|fast_fgsm|n_fgsm|grad_align|evaluate" >&2; exit 2 ;;
 esac

@@ -6,7 +6,10 @@ An objective is any object with
   computed with the model in train mode (``fit`` sets it);
 * ``describe() -> dict``: ``{"name": ..., **settings}``, written to the checkpoint card;
 * optionally ``on_epoch_start(model, epoch)``: called by ``fit`` before each epoch (``epoch`` is 0-based), for
-  objectives that keep per-epoch state (a warm-up, a frozen snapshot of the model to attack).
+  objectives that keep per-epoch state (a warm-up, a frozen snapshot of the model to attack);
+* optionally ``on_batch_start(epochs_done)``: called by ``fit`` before each batch with the training progress
+  *after* that batch in epochs (``(global_step + 1) / steps_per_epoch``, a float > 0), for schedules finer than
+  an epoch (an ε ramp-up).
 
 Defenses add their objectives in ``advlab.defenses`` (adversarial training, distillation, noise); plain training
 uses :class:`CrossEntropy`. ``fit`` also counts training accuracy from the logits of any forward pass the objective
@@ -67,6 +70,13 @@ def check_objective(objective: Any) -> None:
             f"the training objective must be callable as objective(model, x, y) -> loss and have describe(); "
             f"got {type(objective).__name__}. Use advlab.objectives.CrossEntropy() or a defense's objective."
         )
+
+
+def start_batch(objective: Any, epochs_done: float) -> None:
+    """Call the objective's optional ``on_batch_start(epochs_done)`` hook (progress after this batch, in epochs)."""
+    hook = getattr(objective, "on_batch_start", None)
+    if hook is not None:
+        hook(epochs_done)
 
 
 def start_epoch(objective: Any, model: nn.Module, epoch: int) -> None:

@@ -26,6 +26,7 @@ Settings use [0, 1] pixel units (DESIGN.md §3.1): ε = 0.3 on MNIST, 8/255 on C
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal
@@ -100,17 +101,44 @@ class PerturbedInputObjective:
 
 @dataclass(kw_only=True)
 class _AttackObjective(PerturbedInputObjective):
-    """Shared by the attack-based objectives: the label mode and the call into an :class:`~advlab.attacks.base.
-    Attack` (built lazily so importing this module does not import every attack)."""
+    """Shared by the attack-based objectives: the label mode, the ε ramp-up and the call into an
+    :class:`~advlab.attacks.base.Attack` (built lazily so importing this module does not import every attack).
+
+    Args:
+        labels: "true" or "predicted" (see the module docstring).
+        eps_ramp_epochs: grow ε (and every step size with it, so their ratio stays) linearly from 0 to its full
+            value over the first ``eps_ramp_epochs`` epochs, batch by batch: at progress p epochs (after the
+            batch, as ``fit`` reports through :meth:`on_batch_start`) the attack uses ``ε·min(1, p / ramp)``.
+            0 (default) attacks at full ε from the first batch. A ramp is the usual remedy when single-step
+            training at a large ε fails from the start (MNIST at ε = 0.3): the model first fits small
+            perturbations, for which one gradient step is a good inner maximizer. Outside ``fit`` (no progress
+            reported) the full ε is used.
+    """
 
     labels: LabelMode = "true"
+    eps_ramp_epochs: float = 0.0
+    _epochs_done: float = field(default=math.inf, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.labels not in ("true", "predicted"):
             raise InputError(f"labels must be 'true' or 'predicted', got {self.labels!r}")
+        if not self.eps_ramp_epochs >= 0:
+            raise InputError(f"eps_ramp_epochs must be >= 0, got {self.eps_ramp_epochs}")
+
+    def on_batch_start(self, epochs_done: float) -> None:
+        """Hook called by ``fit`` before each batch with the training progress after it, in epochs (> 0)."""
+        self._epochs_done = float(epochs_done)
+
+    @property
+    def eps_scale(self) -> float:
+        """The ramp's factor in (0, 1] for the current batch (1 without a ramp or after it)."""
+        if self.eps_ramp_epochs == 0:
+            return 1.0
+        return min(1.0, self._epochs_done / self.eps_ramp_epochs)
 
     def build_attack(self) -> Any:
+        """The attack for the current batch (its ε and step sizes already multiplied by :attr:`eps_scale`)."""
         raise NotImplementedError
 
     def attacked_model(self, model: nn.Module) -> nn.Module:
@@ -149,7 +177,7 @@ class FGSMMixedLoss(_AttackObjective):
     def build_attack(self) -> Any:
         from advlab.attacks.fgsm import FGSM
 
-        return FGSM(eps=self.eps)
+        return FGSM(eps=self.eps * self.eps_scale)
 
 
 @dataclass(kw_only=True)
@@ -189,8 +217,9 @@ class PGDAdversarialTraining(_AttackObjective):
     def build_attack(self) -> Any:
         from advlab.attacks.pgd import PGD
 
-        return PGD(eps=self.eps, step_size=self.step_size, steps=self.steps, random_start=self.random_start,
-                   restarts=self.restarts, early_stop=False)
+        scale = self.eps_scale
+        return PGD(eps=self.eps * scale, step_size=self.step_size * scale, steps=self.steps,
+                   random_start=self.random_start, restarts=self.restarts, early_stop=False)
 
 
 @dataclass(kw_only=True)
@@ -225,12 +254,13 @@ class FastFGSMTraining(_AttackObjective):
     def build_attack(self) -> Any:
         from advlab.attacks.pgd import PGD
 
-        return PGD(eps=self.eps, step_size=self.step_size, steps=1, random_start=True, restarts=1,
+        scale = self.eps_scale
+        return PGD(eps=self.eps * scale, step_size=self.step_size * scale, steps=1, random_start=True, restarts=1,
                    early_stop=False)
 
 
 @dataclass(kw_only=True)
-class NoiseFGSMTraining(PerturbedInputObjective):
+class NoiseFGSMTraining(_AttackObjective):
     """N-FGSM: one FGSM step from a *larger* noise, not projected back (de Jorge et al. 2022, arXiv:2202.01181).
 
     ``x̃ = clip_[0,1](x + η + α·sign(∇ₓ CE(x + η, y)))`` with ``η ~ U(−k·ε, k·ε)``, k = 2 and α = ε by default:
@@ -241,12 +271,12 @@ class NoiseFGSMTraining(PerturbedInputObjective):
     accuracy in its second epoch with α = 1.25·ε and with α = ε -- and so did N-FGSM there, whose U(−0.6, 0.6)
     noise also drowns the digits (test accuracy 0.78 after two epochs): at MNIST's ε = 0.3 it is no remedy.
 
-    Generation follows the module's rule (model in eval mode, parameters frozen, true labels); trained on the
-    perturbed loss only unless ``clean_weight`` > 0.
+    Generation follows the module's rule (model in eval mode, parameters frozen); trained on the perturbed loss
+    only unless ``clean_weight`` > 0.
 
     Args:
         eps: ε in [0, 1] units (0.3 MNIST, 8/255 CIFAR-10). noise_scale: k (the noise is U(−kε, kε)).
-        step_size: α, default ε.
+        step_size: α, default ε. labels, eps_ramp_epochs (scales the noise and α): see :class:`_AttackObjective`.
 
     Example::
 
@@ -265,13 +295,108 @@ class NoiseFGSMTraining(PerturbedInputObjective):
         if self.step_size is None:
             self.step_size = self.eps
 
-    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def build_attack(self) -> Any:
         from advlab.attacks.fgsm import FGSM
 
-        bound = self.noise_scale * self.eps
+        return FGSM(eps=self.step_size * self.eps_scale)
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        bound = self.noise_scale * self.eps * self.eps_scale
         start = (x + torch.empty_like(x).uniform_(-bound, bound)).clamp_(0.0, 1.0)
         # FGSM of size α *from the noisy start*: its ball is centred there, so nothing pulls x̃ back into x's ε-ball.
-        return FGSM(eps=self.step_size).perturb(model, start, y)
+        return super().perturb(model, start, y)
+
+
+@dataclass(kw_only=True)
+class GradAlignTraining(_AttackObjective):
+    """FGSM training with the GradAlign regularizer (Andriushchenko & Flammarion 2020, arXiv:2007.02617).
+
+    ``loss = CE(model(x̃), y) + λ · (1 − mean_i cos(∇ₓCE(x_i, y_i), ∇ₓCE(x_i + η_i, y_i)))``, with
+    ``x̃ = clip_[0,1](x + α·sign(∇ₓCE(x, y)))`` (FGSM from the clean point, α = ε by default) and η ~ U(−ε, ε)^d.
+
+    Catastrophic overfitting is the loss surface turning so curved inside the ε-ball that one gradient step no
+    longer finds its maximum; the regularizer keeps the input gradients at x and at a random point of the ball
+    aligned, i.e. the loss locally linear, which is what single-step training needs. Samples whose gradient is
+    exactly zero at either point are left out of the mean, as in the authors' code.
+
+    Cost: FGSM training (one forward/backward for the attack, one for the loss) plus one forward/backward at
+    x + η with ``create_graph`` and the second-order backward through it: about 2.5-3x FGSM, still far below
+    PGD-10. The FGSM gradient at x is computed once and used for both the step and the alignment. Both input
+    gradients are taken in eval mode, as every attack here (dropout off, batch-norm running statistics), the
+    parameters differentiable only for the second one (the regularizer's gradient flows through it).
+
+    Args:
+        eps: ε in [0, 1] units (0.3 MNIST, 8/255 CIFAR-10). step_size: α, default ε.
+        align_weight: λ ≥ 0 (authors: 0.2 at ε = 8/255 and 2.0 at 16/255 on CIFAR-10; larger for larger ε).
+        labels, eps_ramp_epochs, clean_weight, warmup_epochs: see :class:`_AttackObjective`.
+
+    Example::
+
+        fit(model, mnist_train, config=config, objective=GradAlignTraining(eps=0.3, align_weight=1.0))
+    """
+
+    name: ClassVar[str] = "grad_align"
+    eps: float = 8 / 255
+    step_size: float | None = None
+    align_weight: float = 0.2
+    # The FGSM gradient of the batch last perturbed and the labels it was taken for, reused by the regularizer.
+    _clean_grad: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
+    _grad_labels: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.eps > 0 or not self.align_weight >= 0:
+            raise InputError(f"grad_align needs eps > 0 and align_weight >= 0, got {self.eps}, {self.align_weight}")
+        if self.step_size is None:
+            self.step_size = self.eps
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        from advlab.attacks.base import frozen_eval
+
+        labels = y if self.labels == "true" else None
+        with frozen_eval(model), torch.enable_grad():
+            if labels is None:
+                with torch.no_grad():
+                    labels = model(x).argmax(dim=1)
+            grad = _input_gradient(model, x, labels, create_graph=False)
+        self._clean_grad, self._grad_labels = grad, labels
+        return (x + self.step_size * self.eps_scale * grad.sign()).clamp(0.0, 1.0)
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        loss = super().__call__(model, x, y)
+        if self.in_warmup or self.clean_weight == 1.0 or self.align_weight == 0.0:
+            return loss
+        return loss + self.align_weight * (1.0 - self.gradient_alignment(model, x))
+
+    def gradient_alignment(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Mean cosine between ∇ₓCE at x (from the last :meth:`perturb` of this batch) and at x + η, differentiable
+        in the parameters; both gradients are for the labels :meth:`perturb` attacked (true or predicted)."""
+        clean_grad, labels = self._clean_grad, self._grad_labels
+        if clean_grad is None or labels is None or clean_grad.shape != x.shape:
+            raise InputError("gradient_alignment needs the FGSM gradient of this batch: call perturb(x) first")
+        bound = self.eps * self.eps_scale
+        noisy = (x + torch.empty_like(x).uniform_(-bound, bound)).clamp(0.0, 1.0)
+        modes = [(module, module.training) for module in model.modules()]
+        try:
+            model.eval()
+            with torch.autocast(x.device.type, enabled=False):
+                noisy_grad = _input_gradient(model, noisy, labels, create_graph=True)
+        finally:
+            for module, training in modes:
+                module.training = training
+        first, second = clean_grad.flatten(1), noisy_grad.flatten(1)
+        nonzero = (first.norm(dim=1) > 0) & (second.norm(dim=1) > 0)
+        if not bool(nonzero.any()):
+            return torch.ones((), device=x.device)
+        return F.cosine_similarity(first[nonzero], second[nonzero], dim=1).mean()
+
+
+def _input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, create_graph: bool) -> torch.Tensor:
+    """∇ₓ of the summed cross-entropy (per-sample gradients, shape of x); with ``create_graph`` differentiable."""
+    x = x.detach().requires_grad_(True)
+    loss = F.cross_entropy(model(x), y, reduction="sum")
+    (grad,) = torch.autograd.grad(loss, x, create_graph=create_graph)
+    return grad
 
 
 @dataclass(kw_only=True)
@@ -319,7 +444,7 @@ class PerEpochAdversarialTraining(_AttackObjective):
     def build_attack(self) -> Any:
         from advlab.attacks.fgsm import FGSM
 
-        return FGSM(eps=self.eps)
+        return FGSM(eps=self.eps * self.eps_scale)
 
 
 def pgd_accuracy_hook(

@@ -104,6 +104,16 @@ def _n_fgsm(**settings: Any) -> Any:
     return NoiseFGSMTraining(**settings)
 
 
+@register_defense("grad_align", kind="objective", stochastic=False,
+                  paper="Andriushchenko & Flammarion 2020 (arXiv:2007.02617)",
+                  summary="FGSM training plus a penalty on misaligned input gradients at x and x + U(-eps, eps) "
+                          "noise: single-step training without catastrophic overfitting")
+def _grad_align(**settings: Any) -> Any:
+    from advlab.defenses.adversarial_training import GradAlignTraining
+
+    return GradAlignTraining(**settings)
+
+
 @register_defense("per_epoch_adversarial", kind="objective", stochastic=False,
                   paper="van Everdingen, CNNs and adversarial examples",
                   summary="FGSM set regenerated once an epoch against a snapshot of the model")

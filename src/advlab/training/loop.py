@@ -44,7 +44,7 @@ from advlab.errors import (
     looks_like_shape_mismatch,
 )
 from advlab.models.checkpoint import RESERVED_CARD_KEYS, save_checkpoint, to_jsonable
-from advlab.objectives import CrossEntropy, check_objective, start_epoch
+from advlab.objectives import CrossEntropy, check_objective, start_batch, start_epoch
 from advlab.progress import TrainProgress
 from advlab.seed import seed_everything
 from advlab.training.config import TrainConfig
@@ -233,7 +233,8 @@ def _check_same_objective(saved: Any, objective: Any, out_dir: Path) -> None:
 
 def _train_one_epoch(
     model: nn.Module, train_set: ImageDataset, objective: Any, optimizer: torch.optim.Optimizer, *,
-    config: TrainConfig, multiplier: Callable[[int], float], step: int, augment: Callable[..., torch.Tensor],
+    config: TrainConfig, multiplier: Callable[[int], float], step: int, steps_per_epoch: int,
+    augment: Callable[..., torch.Tensor],
     data_generator: torch.Generator, device: torch.device, probe: _TrainAccuracyProbe,
     trained_params: list[torch.Tensor], progress: TrainProgress,
 ) -> tuple[float, float, int]:
@@ -256,6 +257,7 @@ def _train_one_epoch(
         if config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         lr = set_lr(optimizer, multiplier(step))
+        start_batch(objective, (step + 1) / steps_per_epoch)
         global_n = int(y.shape[0])
         if world_size > 1:
             if global_n < world_size:  # a rank would get no image (every rank skips it alike)
@@ -446,8 +448,8 @@ def fit(
                 progress.start_epoch(epoch, total_batches=steps_per_epoch)
                 train_loss, lr, step = _train_one_epoch(
                     train_model, train_set, objective, optimizer, config=config, multiplier=multiplier, step=step,
-                    augment=augment, data_generator=data_generator, device=run_device, probe=probe,
-                    trained_params=trained_params, progress=progress)
+                    steps_per_epoch=steps_per_epoch, augment=augment, data_generator=data_generator,
+                    device=run_device, probe=probe, trained_params=trained_params, progress=progress)
                 if not math.isfinite(train_loss):
                     raise AdvlabError(f"the training loss became {train_loss} in epoch {epoch + 1}; lower lr "
                                       f"(now {config.lr}), set grad_clip, or check the data")

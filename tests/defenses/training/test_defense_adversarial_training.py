@@ -14,6 +14,7 @@ from training_defense_utils import TinyCNN, accuracy, train_steps
 from advlab.defenses.adversarial_training import (
     FastFGSMTraining,
     FGSMMixedLoss,
+    GradAlignTraining,
     NoiseFGSMTraining,
     PerEpochAdversarialTraining,
     PGDAdversarialTraining,
@@ -33,6 +34,8 @@ def objectives(teacher: nn.Module) -> list:
         PGDAdversarialTraining(eps=0.2, step_size=0.05, steps=3),
         PGDAdversarialTraining.pni(eps=0.2, step_size=0.05, steps=3),
         FastFGSMTraining(eps=0.2),
+        NoiseFGSMTraining(eps=0.1),
+        GradAlignTraining(eps=0.2, align_weight=0.5),
         PerEpochAdversarialTraining(eps=0.1),
         RandomSignNoiseTraining(scale=0.3),
         GaussianNoiseAugmentation(scale=0.2),
@@ -171,6 +174,67 @@ def test_n_fgsm_steps_from_wider_noise_without_projecting_back(test_batch, train
     assert accuracy(trained_cnn, first, y) < accuracy(trained_cnn, noise_only, y)
     assert trained_cnn.training and all(p.requires_grad for p in trained_cnn.parameters())  # both restored
     trained_cnn.eval()
+
+
+def test_eps_ramp_grows_epsilon_batch_by_batch_in_fit_and_keeps_the_step_ratio(mnist, test_batch, trained_cnn) -> None:
+    train_module = pytest.importorskip("advlab.train")
+    objective = FastFGSMTraining(eps=0.2, eps_ramp_epochs=1.5)
+    assert objective.eps_scale == 1.0  # outside fit: the full ε
+    seen: list[tuple[float, float]] = []
+    build = objective.build_attack
+
+    def recording_build():
+        attack = build()
+        seen.append((attack.eps, attack.step_size))
+        return attack
+
+    objective.build_attack = recording_build
+    config = train_module.TrainConfig(epochs=2, batch_size=64, optimizer="adam", lr=1e-3)
+    train_module.fit(TinyCNN(), mnist[0].subset(640), config=config, objective=objective, quiet=True, device="cpu")
+    # 10 batches an epoch: batch b (0-based, over both epochs) attacks at ε·min(1, (b + 1) / 15)
+    assert [eps for eps, _ in seen] == pytest.approx([0.2 * min(1.0, (b + 1) / 15) for b in range(20)])
+    assert all(step == pytest.approx(1.25 * eps) for eps, step in seen)
+    objective.on_batch_start(0.3)  # a fifth of the ramp: the perturbation stays in the ε/5-ball
+    x, y = test_batch[0][:32], test_batch[1][:32]
+    assert float((objective.perturb(trained_cnn, x, y) - x).abs().amax()) <= 0.04 + 1e-6
+    with pytest.raises(InputError, match="eps_ramp_epochs"):
+        PGDAdversarialTraining(eps_ramp_epochs=-1)
+
+
+def test_grad_align_steps_fgsm_and_penalizes_misaligned_gradients(test_batch, trained_cnn) -> None:
+    x, y, eps = test_batch[0][:32], test_batch[1][:32], 0.1
+    model = TinyCNN()
+    model.load_state_dict(trained_cnn.state_dict())
+    model.train()
+    objective = GradAlignTraining(eps=eps, align_weight=1.0)
+    assert objective.describe()["step_size"] == pytest.approx(eps)
+    adv = objective.perturb(model, x, y)
+    torch.testing.assert_close(adv, fgsm_module.FGSM(eps=eps).perturb(model, x, y))  # FGSM from the clean point
+    assert model.training and all(p.requires_grad for p in model.parameters())
+    # the alignment is the mean cosine of the two input gradients, recomputed here by hand with the same noise
+    torch.manual_seed(3)
+    cosine = objective.gradient_alignment(model, x)
+    torch.manual_seed(3)
+    noisy = (x + torch.empty_like(x).uniform_(-eps, eps)).clamp(0, 1)
+    model.eval()
+    grads = []
+    for point in (x, noisy):
+        point = point.clone().requires_grad_(True)
+        grads.append(torch.autograd.grad(F.cross_entropy(model(point), y, reduction="sum"), point)[0].flatten(1))
+    model.train()
+    value = float(cosine.detach())
+    assert value == pytest.approx(float(F.cosine_similarity(*grads, dim=1).mean()), abs=1e-5)
+    assert 0.0 < value < 1.0
+    (1.0 - cosine).backward()  # second order: the penalty alone moves the weights
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in model.parameters())
+    model.zero_grad()
+    loss = objective(model, x, y)
+    plain = F.cross_entropy(model(adv), y)
+    assert float(loss.detach()) > float(plain.detach())  # CE on the FGSM images plus λ·(1 − cos) > 0
+    with pytest.raises(InputError, match="align_weight"):
+        GradAlignTraining(eps=0.1, align_weight=-1.0)
+    with pytest.raises(InputError, match="perturb"):
+        GradAlignTraining(eps=0.1).gradient_alignment(model, x)
 
 
 def test_pgd_accuracy_hook_is_fixed_and_leaves_the_training_rng_alone(mnist, trained_cnn) -> None:
