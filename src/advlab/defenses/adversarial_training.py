@@ -109,10 +109,12 @@ class _AttackObjective(PerturbedInputObjective):
         eps_ramp_epochs: grow ε (and every step size with it, so their ratio stays) linearly from 0 to its full
             value over the first ``eps_ramp_epochs`` epochs, batch by batch: at progress p epochs (after the
             batch, as ``fit`` reports through :meth:`on_batch_start`) the attack uses ``ε·min(1, p / ramp)``.
-            0 (default) attacks at full ε from the first batch. A ramp is the usual remedy when single-step
-            training at a large ε fails from the start (MNIST at ε = 0.3): the model first fits small
-            perturbations, for which one gradient step is a good inner maximizer. Outside ``fit`` (no progress
-            reported) the full ε is used.
+            0 (default) attacks at full ε from the first batch. The model first fits small perturbations, for
+            which one gradient step is a good inner maximizer (interval-bound training ramps ε likewise, Gowal
+            et al. 2018). Measured on ``mnist_cnn`` at ε = 0.3 (``experiments/mnist-adversarial-training``): a
+            2-epoch ramp gave FGSM-RS 0.95 / 0.77 PGD-40 accuracy at ε 0.1 / 0.2 when the ramp ended, but
+            catastrophic overfitting still struck once ε reached 0.3. Outside ``fit`` (no progress reported)
+            the full ε is used.
     """
 
     labels: LabelMode = "true"
@@ -320,8 +322,8 @@ class GradAlignTraining(_AttackObjective):
     exactly zero at either point are left out of the mean, as in the authors' code.
 
     Cost: FGSM training (one forward/backward for the attack, one for the loss) plus one forward/backward at
-    x + η with ``create_graph`` and the second-order backward through it: about 2.5-3x FGSM, still far below
-    PGD-10. The FGSM gradient at x is computed once and used for both the step and the alignment. Both input
+    x + η with ``create_graph`` and the second-order backward through it. Measured on ``mnist_cnn`` (batch 128,
+    one thread): 1.0 s a step against 0.50 s for FGSM-RS and 1.83 s for PGD-10 training. The FGSM gradient at x is computed once and used for both the step and the alignment. Both input
     gradients are taken in eval mode, as every attack here (dropout off, batch-norm running statistics), the
     parameters differentiable only for the second one (the regularizer's gradient flows through it).
 
