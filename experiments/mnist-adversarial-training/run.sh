@@ -6,6 +6,7 @@
 #   experiments/mnist-adversarial-training/run.sh fast_fgsm  # train the FGSM-RS model     -> runs/mnist-fast-fgsm
 #   experiments/mnist-adversarial-training/run.sh n_fgsm     # train the N-FGSM model      -> runs/mnist-n-fgsm
 #   experiments/mnist-adversarial-training/run.sh grad_align # FGSM + GradAlign            -> runs/mnist-grad-align
+#   experiments/mnist-adversarial-training/run.sh pgd2       # PGD-2 training (cheap)      -> runs/mnist-pgd2
 #   experiments/mnist-adversarial-training/run.sh evaluate   # PGD-40 and FGSM on each     -> results/results.md
 #
 # DATA (default ../shared/data), EPOCHS_PGD (5), EPOCHS_FAST (4), ALPHA (FGSM-RS step, 0.3), RAMP (FGSM-RS ε
@@ -38,6 +39,11 @@ case "${1:-}" in
     # N-FGSM (de Jorge et al. 2022): the same single step of α = ε, from U(−2ε, 2ε) noise, not projected back.
     "$ADVLAB" train "${common[@]}" --epochs "${EPOCHS_FAST:-4}" --defense n_fgsm --defense-arg eps=0.3 \
       --robust-check 512 --out runs/mnist-n-fgsm ;;
+  pgd2)
+    # The cheapest multi-step method: PGD-2 of step ε/2 from a uniform random start (two steps reach any corner
+    # of the ball), adversarial loss only, with the same PGD-10 check and best checkpoint as the single-step runs.
+    "$ADVLAB" train "${common[@]}" --epochs "${EPOCHS_FAST:-4}" --defense pgd_at --defense-arg eps=0.3 \
+      --defense-arg steps=2 --defense-arg step_size=0.15 --robust-check 512 --out "runs/mnist-pgd2${SUFFIX:-}" ;;
   grad_align)
     # FGSM from the clean point (α = ε) plus λ·(1 − cos) between the input gradients at x and at x + U(−ε, ε)
     # (Andriushchenko & Flammarion 2020), the same PGD-10 check and best checkpoint as fast_fgsm.
@@ -47,5 +53,5 @@ case "${1:-}" in
   evaluate)
     # PGD-40 / FGSM on each run's chosen checkpoint -> experiments/mnist-adversarial-training/results/
     .venv/bin/python experiments/mnist-adversarial-training/report.py --data-dir "$DATA" --n "${N_EVAL:-2000}" ;;
-  *) echo "usage: $0 pgd_at|fast_fgsm|n_fgsm|grad_align|evaluate" >&2; exit 2 ;;
+  *) echo "usage: $0 pgd_at|fast_fgsm|n_fgsm|grad_align|pgd2|evaluate" >&2; exit 2 ;;
 esac
