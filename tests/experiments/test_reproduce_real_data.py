@@ -39,6 +39,8 @@ def test_cnn_adversarial_tiny_reports_the_issue_numbers_beside_ours(shared_data:
     for key in ("baseline.median_gradient_l2", "distillation_t50.median_gradient_l2",
                 "distillation_t50.median_gradient_l2_at_T", "distillation_t4.median_gradient_l2"):
         assert math.isfinite(rows[key]["ours"]) and rows[key]["ours"] >= 0.0
+    for key in ("distillation_t50.vanishing_gradient_share", "distillation_t4.vanishing_gradient_share"):
+        assert 0.0 <= rows[key]["ours"] <= 1.0
 
 
 @pytest.mark.slow

@@ -107,7 +107,7 @@ def _n_fgsm(**settings: Any) -> Any:
 @register_defense("grad_align", kind="objective", stochastic=False,
                   paper="Andriushchenko & Flammarion 2020 (arXiv:2007.02617)",
                   summary="FGSM training plus a penalty on misaligned input gradients at x and x + U(-eps, eps) "
-                          "noise: single-step training without catastrophic overfitting")
+                          "noise: the authors' remedy for catastrophic overfitting")
 def _grad_align(**settings: Any) -> Any:
     from advlab.defenses.adversarial_training import GradAlignTraining
 
