@@ -354,16 +354,21 @@ class GradAlignTraining(_AttackObjective):
             raise InputError(f"grad_align needs eps > 0 and align_weight >= 0, got {self.eps}, {self.align_weight}")
         if self.step_size is None:
             self.step_size = self.eps
+        if not 0 < self.step_size <= self.eps:  # one step from x: a larger α only leaves the ε-ball
+            raise InputError(f"grad_align's step_size must lie in (0, eps = {self.eps}], got {self.step_size}")
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        from advlab.attacks import losses
         from advlab.attacks.base import frozen_eval
+        from advlab.attacks.gradients import AutogradGradient
 
-        labels = y if self.labels == "true" else None
-        with frozen_eval(model), torch.enable_grad():
-            if labels is None:
+        with frozen_eval(model):
+            if self.labels == "true":
+                labels = y
+            else:
                 with torch.no_grad():
                     labels = model(x).argmax(dim=1)
-            grad = _input_gradient(model, x, labels, create_graph=False)
+            _, grad = AutogradGradient()(model, x, lambda logits: losses.cross_entropy(logits, labels))
         self._clean_grad, self._grad_labels = grad, labels
         return (x + self.step_size * self.eps_scale * grad.sign()).clamp(0.0, 1.0)
 
@@ -385,7 +390,9 @@ class GradAlignTraining(_AttackObjective):
         try:
             model.eval()
             with torch.autocast(x.device.type, enabled=False):
-                noisy_grad = _input_gradient(model, noisy, labels, create_graph=True)
+                noisy = noisy.detach().requires_grad_(True)
+                loss = F.cross_entropy(model(noisy), labels, reduction="sum")  # sum: per-sample gradients
+                (noisy_grad,) = torch.autograd.grad(loss, noisy, create_graph=True)
         finally:
             for module, training in modes:
                 module.training = training
@@ -394,14 +401,6 @@ class GradAlignTraining(_AttackObjective):
         if not bool(nonzero.any()):
             return torch.ones((), device=x.device)
         return F.cosine_similarity(first[nonzero], second[nonzero], dim=1).mean()
-
-
-def _input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, create_graph: bool) -> torch.Tensor:
-    """∇ₓ of the summed cross-entropy (per-sample gradients, shape of x); with ``create_graph`` differentiable."""
-    x = x.detach().requires_grad_(True)
-    loss = F.cross_entropy(model(x), y, reduction="sum")
-    (grad,) = torch.autograd.grad(loss, x, create_graph=create_graph)
-    return grad
 
 
 @dataclass(kw_only=True)

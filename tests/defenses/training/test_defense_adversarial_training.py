@@ -233,6 +233,8 @@ def test_grad_align_steps_fgsm_and_penalizes_misaligned_gradients(test_batch, tr
     assert float(loss.detach()) > float(plain.detach())  # CE on the FGSM images plus λ·(1 − cos) > 0
     with pytest.raises(InputError, match="align_weight"):
         GradAlignTraining(eps=0.1, align_weight=-1.0)
+    with pytest.raises(InputError, match="step_size"):
+        GradAlignTraining(eps=0.1, step_size=0.125)  # one step from x must stay in the ε-ball
     with pytest.raises(InputError, match="perturb"):
         GradAlignTraining(eps=0.1).gradient_alignment(model, x)
 
