@@ -138,7 +138,7 @@ def gradient_iterations(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss_target: torch.Tensor | None,
     success_target: torch.Tensor | None, eps: float, norm: Norm, step_rule: StepRule, step_size: float, steps: int,
     random_start: bool, restarts: int, loss: AttackLoss, estimator: GradientEstimator | None, early_stop: bool,
-    momentum: float | None = None, generator: torch.Generator | None = None,
+    momentum: float | None = None, generator: torch.Generator | None = None, start_in_box: bool = True,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The shared loop: ``x_{k+1} = Π(x_k + step_size · direction(g_k))``, batched over ``restarts`` copies.
 
@@ -149,7 +149,8 @@ def gradient_iterations(
     Per image the result is the first adversarial copy found, else (several restarts) a fooled final copy or
     the one of highest loss, else the last iterate. Returns ``(adv (N, C, H, W), extras)``, adv not yet
     box/ball-projected by the base; without a random start the first pass runs at x, and extras then hands its
-    logits to the base class (``CLEAN_LOGITS``), which saves the clean forward pass.
+    logits to the base class (``CLEAN_LOGITS``), which saves the clean forward pass. ``start_in_box=False`` leaves
+    the random start unclipped to [0, 1] (only the first gradient is taken there; every step is projected).
     """
     n = x.shape[0]
     xs, ys = x.repeat(restarts, 1, 1, 1), y.repeat(restarts)
@@ -158,8 +159,8 @@ def gradient_iterations(
     owner = torch.arange(n, device=x.device).repeat(restarts)
     adv = xs.clone()
     if random_start:
-        starts = [random_in_ball(x, eps, norm, generator) for _ in range(restarts)]
-        adv = project(xs, torch.cat(starts), eps, norm)
+        starts = torch.cat([random_in_ball(x, eps, norm, generator) for _ in range(restarts)])
+        adv = project(xs, starts, eps, norm) if start_in_box else starts
     velocity = torch.zeros_like(xs) if momentum is not None else None
     can_stop = early_stop and estimator is None
     done = torch.zeros(n, dtype=torch.bool, device=x.device)
@@ -175,7 +176,7 @@ def gradient_iterations(
         _, grad, logits = loss_and_gradient(model, x_act, bind_labels(loss, ys[active], pick(active, ts)), estimator)
         if step == 0 and logits is not None and not random_start:
             extras[CLEAN_LOGITS] = logits[:n]  # every row is still active and still at x
-        if can_stop:
+        if can_stop and (start_in_box or step > 0):  # an unclipped start is no valid adversarial image
             fooled = is_fooled(logits, ys[active], pick(active, ss))
             if fooled.any():
                 owners = owner[active[fooled]]
@@ -215,6 +216,11 @@ class PGD(Attack):
         eps: L∞ radius in [0, 1] pixel units (default 8/255; Madry's MNIST setting is 0.3).
         step_size: α per step in the same units; default ``2.5 · eps / steps`` (Madry et al.).
         steps: gradient steps (default 10). random_start: start uniformly in the ε-ball (default True).
+        start_in_box: clip the random start to [0, 1] (default True). False takes the first gradient at the
+            unclipped start, outside the image box where x is near 0 or 1, as Wong et al.'s MNIST code does
+            (locuslab/fast_adversarial issue 21); on MNIST at ε = 0.3 this is what keeps FGSM-RS training from
+            overfitting catastrophically (``FastFGSMTraining``). Every step is still projected onto the ball and
+            the box, so the adversarial images are valid either way.
         restarts: independent random starts, batched with ``.repeat``; an image counts as robust only if it
             survives every restart (the worst case per image is returned).
         loss: "ce", "margin" (alias "cw", C&W's f6) or "dlr" (Croce & Hein); targeted variants when ``target``.
@@ -238,6 +244,7 @@ class PGD(Attack):
     step_size: float | None = None
     steps: int = 10
     random_start: bool = True
+    start_in_box: bool = True
     restarts: int = 1
     loss: str = "ce"
     gradient: GradientEstimator | None = None
@@ -264,7 +271,7 @@ class PGD(Attack):
             step_rule=self.step_rule, step_size=self.alpha, steps=self.steps, random_start=self.random_start,
             restarts=self.restarts, loss=make_loss(self.loss, loss_target is not None),
             estimator=resolve_gradient(self.gradient, self.eot_samples), early_stop=self.early_stop,
-            generator=make_generator(self.seed, x.device),
+            generator=make_generator(self.seed, x.device), start_in_box=self.start_in_box,
         )
 
 

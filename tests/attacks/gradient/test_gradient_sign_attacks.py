@@ -184,6 +184,40 @@ def test_same_seed_repeats_and_other_seed_differs(trained_cnn, test_batch) -> No
     assert not torch.equal(first, PGD(eps=0.1, steps=2, seed=2)(trained_cnn, x, y).adv)
 
 
+class _RecordsInputs(nn.Module):
+    """Passes through to ``model`` and keeps every input batch it is shown."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model, self.inputs = model, []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.inputs.append(x.detach().clone())
+        return self.model(x)
+
+
+@pytest.mark.parametrize("early_stop", [True, False])
+def test_unclipped_random_start_leaves_the_box_only_for_the_first_gradient(trained_cnn, test_batch,
+                                                                          early_stop) -> None:
+    x, y, eps = test_batch[0][:64], test_batch[1][:64], 0.3
+    clipped, unclipped = _RecordsInputs(trained_cnn), _RecordsInputs(trained_cnn)
+    PGD(eps=eps, steps=3, step_size=0.1, seed=0, early_stop=early_stop)(clipped, x, y)
+    result = PGD(eps=eps, steps=3, step_size=0.1, seed=0, early_stop=early_stop, start_in_box=False)(unclipped, x, y)
+    def in_box(batch: torch.Tensor) -> bool:
+        return 0.0 <= float(batch.min()) and float(batch.max()) <= 1.0
+
+    assert all(in_box(batch) for batch in clipped.inputs) and len(clipped.inputs) == len(unclipped.inputs)
+    # Exactly one pass (the first gradient) sees the unclipped start: MNIST's background is 0, so about half of it
+    # starts below 0, down to -ε; clipped, it is the same draw as the default attack's start.
+    outside = [i for i, batch in enumerate(unclipped.inputs) if not in_box(batch)]
+    assert len(outside) == 1
+    start = unclipped.inputs[outside[0]]
+    assert float(start.min()) < -0.25 and float((start < 0).float().mean()) > 0.2
+    torch.testing.assert_close(start.clamp(0, 1), clipped.inputs[outside[0]])
+    assert_within_budget(result, x, eps, "linf")
+    assert result.robust_accuracy < result.clean_accuracy - 0.3
+
+
 class _FailsAfter(nn.Module):
     """A model with dropout and batch norm whose forward raises after ``calls`` successful passes."""
 

@@ -155,6 +155,17 @@ def test_fast_fgsm_uses_a_random_start_and_125_eps_steps(test_batch, trained_cnn
     assert accuracy(trained_cnn, first, y) < accuracy(trained_cnn, x, y) - 0.3
 
 
+def test_fast_fgsm_can_take_its_gradient_at_the_unclipped_start(test_batch, trained_cnn) -> None:
+    x, y, eps = test_batch[0][:64], test_batch[1][:64], 0.2
+    objective = FastFGSMTraining(eps=eps, start_in_box=False)
+    assert objective.build_attack().start_in_box is False and objective.describe()["start_in_box"] is False
+    assert FastFGSMTraining(eps=eps).build_attack().start_in_box is True  # CIFAR-10 code's default
+    torch.manual_seed(0)
+    adv = objective.perturb(trained_cnn, x, y)
+    assert (adv - x).abs().amax() <= eps + 1e-6 and 0.0 <= float(adv.min()) and float(adv.max()) <= 1.0
+    assert accuracy(trained_cnn, adv, y) < accuracy(trained_cnn, x, y) - 0.3
+
+
 def test_n_fgsm_steps_from_wider_noise_without_projecting_back(test_batch, trained_cnn) -> None:
     x, y, eps = test_batch[0][:64], test_batch[1][:64], 0.1
     objective = NoiseFGSMTraining(eps=eps)
