@@ -4,12 +4,13 @@
 #
 #   experiments/mnist-adversarial-training/run.sh pgd_at     # train the PGD-AT model      -> runs/mnist-pgd-at
 #   experiments/mnist-adversarial-training/run.sh fast_fgsm  # train the FGSM-RS model     -> runs/mnist-fast-fgsm
+#   experiments/mnist-adversarial-training/run.sh fast_fgsm_wong # FGSM-RS, Wong's MNIST recipe -> runs/mnist-fast-fgsm-wong
 #   experiments/mnist-adversarial-training/run.sh n_fgsm     # train the N-FGSM model      -> runs/mnist-n-fgsm
 #   experiments/mnist-adversarial-training/run.sh grad_align # FGSM + GradAlign            -> runs/mnist-grad-align
 #   experiments/mnist-adversarial-training/run.sh pgd2       # PGD-2 training (cheap)      -> runs/mnist-pgd2
 #   experiments/mnist-adversarial-training/run.sh evaluate   # PGD-40 and FGSM on each     -> results/results.md
 #
-# DATA (default ../shared/data), EPOCHS_PGD (5), EPOCHS_FAST (4), ALPHA (FGSM-RS step, 0.3), RAMP (FGSM-RS ε
+# DATA (default ../shared/data), EPOCHS_PGD (5), EPOCHS_FAST (4), EPOCHS_WONG (5), ALPHA (FGSM-RS step, 0.3), RAMP (FGSM-RS ε
 # ramp-up in epochs, 0; also GradAlign's), LAMBDA (GradAlign's weight, 1.0), SUFFIX (appended to the FGSM-RS and
 # GradAlign run folders), N_EVAL (2000 test images) and THREADS (torch
 # threads per job; the two trainings may run side by side with THREADS=1) override the defaults. Each training
@@ -28,13 +29,21 @@ case "${1:-}" in
     # PGD-10 in training (step 0.05 from a uniform random start: 10 steps can cross the ε-ball), adversarial
     # loss only, as Madry et al.; PGD-40 of step 0.01 is kept for the evaluation.
     "$ADVLAB" train "${common[@]}" --epochs "${EPOCHS_PGD:-5}" --defense pgd_at \
-      --defense-arg eps=0.3 --defense-arg steps=10 --defense-arg step_size=0.05 --out runs/mnist-pgd-at ;;
+      --defense-arg eps=0.3 --defense-arg steps=10 --defense-arg step_size=0.05 --out "runs/mnist-pgd-at${SUFFIX:-}" ;;
   fast_fgsm)
     # One FGSM step from a uniform random start; a PGD-10 check on 512 training images each epoch keeps the best
     # checkpoint (the guard against catastrophic overfitting). ALPHA (default 0.3 = ε): Wong et al.'s 1.25·ε =
     # 0.375 overfitted catastrophically in its second epoch on this network (PGD-10 check 0.02 -> 0.00).
     "$ADVLAB" train "${common[@]}" --epochs "${EPOCHS_FAST:-4}" --defense fast_fgsm --defense-arg eps=0.3 \
       --defense-arg step_size="${ALPHA:-0.3}" --defense-arg eps_ramp_epochs="${RAMP:-0}" --robust-check 512 --out "runs/mnist-fast-fgsm${SUFFIX:-}" ;;
+  fast_fgsm_wong)
+    # Wong et al.'s MNIST recipe as their code runs it: the gradient taken at the *unclipped* random start
+    # (start_in_box=False; their CIFAR-10 code clips it), α = 1.25·ε, Adam with the triangular ("cyclic") lr
+    # peaking at 5e-3 at 2/5 of training. The same PGD-10 check and best checkpoint as fast_fgsm.
+    "$ADVLAB" train --model mnist_cnn --dataset mnist --data-dir "$DATA" --optimizer adam --lr 5e-3 \
+      --schedule triangular --pct-start 0.4 --batch-size 128 --device cpu --epochs "${EPOCHS_WONG:-5}" \
+      --defense fast_fgsm --defense-arg eps=0.3 --defense-arg step_size=0.375 --defense-arg start_in_box=False \
+      --robust-check 512 --out "runs/mnist-fast-fgsm-wong${SUFFIX:-}" ;;
   n_fgsm)
     # N-FGSM (de Jorge et al. 2022): the same single step of α = ε, from U(−2ε, 2ε) noise, not projected back.
     "$ADVLAB" train "${common[@]}" --epochs "${EPOCHS_FAST:-4}" --defense n_fgsm --defense-arg eps=0.3 \
@@ -53,5 +62,5 @@ case "${1:-}" in
   evaluate)
     # PGD-40 / FGSM on each run's chosen checkpoint -> experiments/mnist-adversarial-training/results/
     .venv/bin/python experiments/mnist-adversarial-training/report.py --data-dir "$DATA" --n "${N_EVAL:-2000}" ;;
-  *) echo "usage: $0 pgd_at|fast_fgsm|n_fgsm|grad_align|pgd2|evaluate" >&2; exit 2 ;;
+  *) echo "usage: $0 pgd_at|fast_fgsm|fast_fgsm_wong|n_fgsm|grad_align|pgd2|evaluate" >&2; exit 2 ;;
 esac

@@ -116,6 +116,18 @@ def test_onecycle_matches_torch_onecycle_lr() -> None:
     assert max(ours) == pytest.approx(0.2, rel=1e-3) and ours[0] == pytest.approx(0.2 / 25)
 
 
+def test_triangular_is_wong_et_al_cyclic_lr() -> None:
+    # np.interp([epoch + (i + 1) / steps_per_epoch], [0, 2/5 · epochs, epochs], [0, lr, 0]) in their training code
+    config = TrainConfig(epochs=5, lr=0.2, schedule="triangular", pct_start=0.4)
+    ours = _ours(config, steps_per_epoch=4)
+    points = [(i + 1) / 4 for i in range(20)]
+    expected = [0.2 * (t / 2 if t <= 2 else (5 - t) / 3) for t in points]
+    assert ours == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert max(ours) == pytest.approx(0.2) and ours[0] > 0
+    with pytest.raises(InputError, match="own warm-up"):
+        TrainConfig(epochs=5, schedule="triangular", warmup_epochs=1)
+
+
 def test_fit_applies_the_schedule_and_records_it() -> None:
     config = TrainConfig(epochs=3, batch_size=16, lr=0.1, schedule="step", milestones=(1, 2), gamma=0.5)
     result = fit(tiny_model(), stripes(48), config=config, quiet=True)

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from advlab.errors import InputError, looks_like_shape_mismatch
+from advlab.modes import restored_modes
 
 
 # The key under which run() may hand back the clean logits it computed anyway (see Attack.run).
@@ -162,18 +163,16 @@ def frozen_eval(model: nn.Module) -> Iterator[nn.Module]:
     Freezing the parameters means ``torch.autograd.grad(loss, x)`` builds no weight gradients: attacks are
     faster and never touch the model's ``.grad`` fields.
     """
-    modes = [(module, module.training) for module in model.modules()]
     flags = [(param, param.requires_grad) for param in model.parameters()]
-    try:
-        model.eval()
-        for param, _ in flags:
-            param.requires_grad_(False)
-        yield model
-    finally:
-        for module, training in modes:
-            module.training = training
-        for param, requires_grad in flags:
-            param.requires_grad_(requires_grad)
+    with restored_modes(model):
+        try:
+            model.eval()
+            for param, _ in flags:
+                param.requires_grad_(False)
+            yield model
+        finally:
+            for param, requires_grad in flags:
+                param.requires_grad_(requires_grad)
 
 
 def validate_inputs(

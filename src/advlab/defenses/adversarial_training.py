@@ -37,6 +37,7 @@ from torch import nn
 
 from advlab.data.dataset import ImageDataset
 from advlab.errors import InputError
+from advlab.modes import restored_modes
 
 LabelMode = Literal["true", "predicted"]
 
@@ -395,16 +396,11 @@ class GradAlignTraining(_AttackObjective):
             raise InputError("gradient_alignment needs the FGSM gradient of this batch: call perturb(x) first")
         bound = self.eps * self.eps_scale
         noisy = (x + torch.empty_like(x).uniform_(-bound, bound)).clamp(0.0, 1.0)
-        modes = [(module, module.training) for module in model.modules()]
-        try:
+        with restored_modes(model), torch.autocast(x.device.type, enabled=False):
             model.eval()
-            with torch.autocast(x.device.type, enabled=False):
-                noisy = noisy.detach().requires_grad_(True)
-                loss = F.cross_entropy(model(noisy), labels, reduction="sum")  # sum: per-sample gradients
-                (noisy_grad,) = torch.autograd.grad(loss, noisy, create_graph=True)
-        finally:
-            for module, training in modes:
-                module.training = training
+            noisy = noisy.detach().requires_grad_(True)
+            loss = F.cross_entropy(model(noisy), labels, reduction="sum")  # sum: per-sample gradients
+            (noisy_grad,) = torch.autograd.grad(loss, noisy, create_graph=True)
         first, second = clean_grad.flatten(1), noisy_grad.flatten(1)
         nonzero = (first.norm(dim=1) > 0) & (second.norm(dim=1) > 0)
         if not bool(nonzero.any()):

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from advlab.errors import InputError
+from advlab.modes import restored_modes
 
 DROPOUT_TYPES: tuple[type[nn.Module], ...] = (
     nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout,
@@ -37,15 +38,11 @@ def dropout_modules(model: nn.Module) -> list[nn.Module]:
 @contextmanager
 def dropout_active(model: nn.Module) -> Iterator[nn.Module]:
     """Eval mode for the whole model except its dropout modules (train mode); every mode restored in finally."""
-    modes = [(module, module.training) for module in model.modules()]
-    try:
+    with restored_modes(model):
         model.eval()
         for module in dropout_modules(model):
             module.train()
         yield model
-    finally:
-        for module, training in modes:
-            module.training = training
 
 
 class MCDropoutEnsemble(nn.Module):

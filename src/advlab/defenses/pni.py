@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from advlab.errors import InputError
+from advlab.modes import restored_modes
 from advlab.models.registry import MODELS
 
 Granularity = Literal["layer", "channel", "element"]
@@ -204,17 +205,14 @@ def _activation_shapes(model: nn.Module, names: Sequence[str], input_shape: tupl
         def record(module: nn.Module, inputs: tuple[Any, ...], output: torch.Tensor, name: str = name) -> None:
             shapes[name] = {"input": tuple(inputs[0].shape[1:]), "output": tuple(output.shape[1:])}
         handles.append(modules[name].register_forward_hook(record))
-    modes = [(m, m.training) for m in model.modules()]
     try:
-        model.eval()
-        parameter = next(model.parameters())
-        with torch.no_grad():
+        with restored_modes(model), torch.no_grad():
+            model.eval()
+            parameter = next(model.parameters())
             model(torch.zeros((1,) + tuple(input_shape), dtype=parameter.dtype, device=parameter.device))
     finally:
         for handle in handles:
             handle.remove()
-        for module, training in modes:
-            module.training = training
     return shapes
 
 

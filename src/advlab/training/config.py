@@ -10,7 +10,7 @@ from typing import Any
 from advlab.errors import InputError
 
 OPTIMIZER_NAMES = ("sgd", "adam")
-SCHEDULE_NAMES = ("constant", "step", "cosine", "onecycle")
+SCHEDULE_NAMES = ("constant", "step", "cosine", "onecycle", "triangular")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,7 +30,9 @@ class TrainConfig:
         schedule: ``"constant"``; ``"step"`` (multiply by ``gamma`` at each epoch in ``milestones``);
             ``"cosine"`` (per step from lr to 0, after the warm-up); ``"onecycle"`` (Smith & Topin 2017,
             arXiv:1708.07120, as torch's OneCycleLR without momentum cycling: cosine from lr/25 up to lr over
-            ``pct_start`` of the steps, then down to lr/25e4).
+            ``pct_start`` of the steps, then down to lr/25e4); ``"triangular"`` (Wong, Rice, Kolter 2020's
+            "cyclic" lr for fast adversarial training: linear from 0 up to lr at ``pct_start`` of the steps,
+            then linear down to 0; they peak at 2/5).
         warmup_epochs: linear warm-up from lr/steps to lr over this many epochs (not with onecycle, which has
             its own).
     Data:
@@ -103,8 +105,8 @@ class TrainConfig:
         _check(_positive(self.gamma), f"gamma must be > 0, got {self.gamma!r}")
         _check(isinstance(self.warmup_epochs, int) and 0 <= self.warmup_epochs < self.epochs,
                f"warmup_epochs must be an integer in [0, epochs), got {self.warmup_epochs!r}")
-        _check(self.schedule != "onecycle" or self.warmup_epochs == 0,
-               "onecycle has its own warm-up (pct_start); set warmup_epochs=0")
+        _check(self.schedule not in ("onecycle", "triangular") or self.warmup_epochs == 0,
+               f"{self.schedule} has its own warm-up (pct_start); set warmup_epochs=0")
         _check(_positive(self.pct_start) and self.pct_start < 1,
                f"pct_start must lie in (0, 1), got {self.pct_start!r}")
         _check(_non_negative(self.val_fraction) and self.val_fraction < 1,

@@ -131,8 +131,20 @@ def _onecycle(config: TrainConfig, steps_per_epoch: int, steps: int) -> Callable
     return factor
 
 
+def _triangular(config: TrainConfig, steps_per_epoch: int, steps: int) -> Callable[[int, int], float]:
+    # Wong, Rice, Kolter 2020's "cyclic" lr: linear from 0 to lr at pct_start of the steps, linear back to 0.
+    # Evaluated at the step's end point, as their code does: the first step already moves, the last has lr 0.
+    peak = config.pct_start * steps
+
+    def factor(step: int, absolute: int) -> float:
+        t = step + 1.0
+        return t / peak if t <= peak else max(0.0, (steps - t) / (steps - peak))
+
+    return factor
+
+
 _SCHEDULES: dict[str, Callable[[TrainConfig, int, int], Callable[[int, int], float]]] = {
-    "constant": _constant, "step": _step, "cosine": _cosine, "onecycle": _onecycle,
+    "constant": _constant, "step": _step, "cosine": _cosine, "onecycle": _onecycle, "triangular": _triangular,
 }
 
 
