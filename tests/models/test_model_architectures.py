@@ -14,6 +14,7 @@ from advlab.models.layers import CIFAR10_MEAN, IMAGENET_MEAN, MNIST_MEAN
 PAPER_PARAMETER_COUNTS = {
     "mlp": 269_322,  # 784*256+256 + 256*256+256 + 256*10+10
     "mnist_cnn": 3_274_634,
+    "mnist_small": 166_406,  # 16*16+16 + 32*16*16+32 + 1568*100+100 + 100*10+10 (Wong & Kolter's code)
     "cifar_cnn": 150_314,  # Keras reports 150,954: it adds the 640 BN running means/vars
     "resnet20": 269_722,  # akamaster/pytorch_resnet_cifar10: 0.27M
     "resnet32": 464_154,  # 0.46M

@@ -87,7 +87,8 @@ def _pgd_at(**settings: Any) -> Any:
 
 @register_defense("fast_fgsm", kind="objective", stochastic=False,
                   paper="Wong, Rice, Kolter 2020 (arXiv:2001.03994)",
-                  summary="FGSM from a uniform random start, step 1.25*eps; guard with pgd_accuracy_hook")
+                  summary="FGSM from a uniform random start, step 1.25*eps; guard with pgd_accuracy_hook; "
+                          "start_in_box=False (gradient at the unclipped start) is Wong et al.'s MNIST recipe")
 def _fast_fgsm(**settings: Any) -> Any:
     from advlab.defenses.adversarial_training import FastFGSMTraining
 

@@ -1,11 +1,11 @@
 """Models of the papers, behind one registry. Each takes [0, 1] images and returns logits.
 
-Importing this package registers every architecture (``mlp``, ``mnist_cnn``, ``cifar_cnn``, ``nin``,
-``resnet18``, ``resnet20/32/44/56``); build one with ``create_model(name, **kwargs)``.
+Importing this package registers every architecture (``mlp``, ``mnist_cnn``, ``mnist_small``, ``cifar_cnn``,
+``nin``, ``resnet18``, ``resnet20/32/44/56``); build one with ``create_model(name, **kwargs)``.
 """
 
 from advlab.models import cnn, mlp, nin, resnet_cifar  # noqa: F401  (imported for their @register_model)
-from advlab.models.cnn import CifarCNN, MnistCNN
+from advlab.models.cnn import CifarCNN, MnistCNN, MnistSmallCNN
 from advlab.models.layers import NORMALIZATIONS, normalization_layer
 from advlab.models.foreign import load_foreign_weights, read_state_dict
 from advlab.models.layers import Normalize
@@ -23,6 +23,7 @@ __all__ = [
     "CifarCNN",
     "CifarResNet",
     "MnistCNN",
+    "MnistSmallCNN",
     "Normalize",
     "ShortcutA",
     "cifar_resnet",
