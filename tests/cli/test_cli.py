@@ -46,7 +46,8 @@ def test_data_verify_on_the_shared_folder(shared_data) -> None:
 def trained_checkpoint(tmp_path_factory):
     out = tmp_path_factory.mktemp("train")
     result = invoke("train", "--model", "mlp", "--dataset", "mnist-sample", "--n", "3000", "--epochs", "2",
-                    "--batch-size", "64", "--out", str(out), "--quiet", "--device", "cpu")
+                    "--batch-size", "64", "--lr", "3e-3", "--schedule", "triangular", "--pct-start", "0.4",
+                    "--out", str(out), "--quiet", "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert "test accuracy" in result.output
     return out / "last.safetensors"
@@ -58,6 +59,8 @@ def test_train_writes_a_checkpoint_with_its_card(trained_checkpoint) -> None:
     card = json.loads(trained_checkpoint.with_suffix(".json").read_text())
     assert card["model"]["name"] == "mlp" and card["model"]["parameters"] == 269_322
     assert card["metrics"][-1]["test_acc"] > 0.85
+    assert card["train"]["schedule"] == "triangular" and card["train"]["pct_start"] == 0.4
+    assert card["metrics"][-1]["lr"] == 0.0  # Wong et al.'s cyclic lr ends at 0
 
 
 def test_attack_lowers_accuracy_and_saves_examples(trained_checkpoint, tmp_path) -> None:

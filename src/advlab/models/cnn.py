@@ -107,12 +107,12 @@ def mnist_cnn(*, normalization: str = "mnist", dropout: float = 0.4, num_classes
 
 
 class MnistSmallCNN(nn.Module):
-    """The small MNIST CNN of Wong & Kolter (2018, arXiv:1711.00851), the MNIST network of Wong, Rice, Kolter 2020.
+    """The small MNIST CNN of Wong & Kolter (2018, arXiv:1711.00851), reused as ``mnist_net`` by Wong, Rice, Kolter's
+    fast-adversarial-training MNIST code (2020, arXiv:2001.03994).
 
     conv 16@4x4 stride 2 pad 1 -> ReLU -> conv 32@4x4 stride 2 pad 1 -> ReLU -> flatten (32*7*7) -> FC 100
-    -> ReLU -> FC num_classes. 166,406 trainable parameters, 1/20 of ``mnist_cnn``: fast adversarial training
-    ("Fast is better than free") reports FGSM with a random start at ε = 0.3 on this network.
-    No normalization by default, as in their code.
+    -> ReLU -> FC num_classes. 166,406 trainable parameters, 1/20 of ``mnist_cnn``. No normalization by
+    default, as in their code.
 
     Shape: (N, 1, 28, 28) floats in [0, 1] -> (N, num_classes) logits.
     """
