@@ -335,10 +335,11 @@ class GradAlignTraining(_AttackObjective):
     x + η with ``create_graph`` and the second-order backward through it. Measured on ``mnist_cnn`` (batch 128,
     one thread): 1.0 s a step against 0.50 s for FGSM-RS and 1.83 s for PGD-10 training. Measured there at
     ε = 0.3 (λ = 1, ``experiments/mnist-adversarial-training``) it did not help: 0.3 % PGD-40 accuracy after one
-    epoch, with *better* aligned gradients (cos 0.61 at ε 0.3) than the robust PGD-AT model's (0.50) -- on MNIST
-    at large ε robustness comes with a non-linear loss inside the ball, which no single step maximizes. The FGSM gradient at x is computed once and used for both the step and the alignment. Both input
-    gradients are taken in eval mode, as every attack here (dropout off, batch-norm running statistics), the
-    parameters differentiable only for the second one (the regularizer's gradient flows through it).
+    epoch, with *better* aligned gradients (cos 0.61 at ε 0.3) than the robust PGD-AT model's (0.50): alignment
+    was not what failed there (FGSM-RS with an unclipped start did train robustly, see :class:`FastFGSMTraining`).
+    The FGSM gradient at x is computed once and used for both the step and the alignment. Both input gradients
+    are taken in eval mode, as every attack here (dropout off, batch-norm running statistics), the parameters
+    differentiable only for the second one (the regularizer's gradient flows through it).
 
     Args:
         eps: ε in [0, 1] units (0.3 MNIST, 8/255 CIFAR-10). step_size: α, default ε.

@@ -138,7 +138,7 @@ def _triangular(config: TrainConfig, steps_per_epoch: int, steps: int) -> Callab
 
     def factor(step: int, absolute: int) -> float:
         t = step + 1.0
-        return t / peak if t <= peak else max(0.0, (steps - t) / (steps - peak))
+        return t / peak if t <= peak else (steps - t) / (steps - peak)
 
     return factor
 
