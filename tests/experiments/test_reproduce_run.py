@@ -39,7 +39,7 @@ def test_tiny_preset_writes_markdown_and_json_with_numbers(tiny_preset_path: Pat
     assert result.row("table1.mlp.clean_acc").ours == clean["ours"]
 
     markdown = (out / "results.md").read_text()
-    assert "| table | quantity | paper | ours | Δ (ours − paper) | scale |" in markdown
+    assert "| table | quantity | unit | paper | ours | Δ (ours − paper) | scale |" in markdown
     assert "Scale: `tiny`" in markdown and "advlab reproduce test-tiny" in markdown
     assert f"{clean['ours']:.4f}" in markdown and "0.5000" in markdown
     assert "accuracy_vs_noise.png" in markdown and (out / "accuracy_vs_noise.png").stat().st_size > 1000

@@ -39,6 +39,7 @@ from advlab.attacks.pgd import (
     resolve_gradient,
     step_direction,
 )
+from advlab.attacks.randomized import forward_is_random
 from advlab.attacks.registry import register_attack
 from advlab.errors import InputError
 
@@ -81,7 +82,9 @@ def apgd_single_run(
 
     everyone = torch.arange(n, device=x.device)
     first_loss, grad, logits = evaluate(everyone, adv)
-    observable = logits is not None
+    # A randomized model's logits are one noise draw: keeping the iterate one draw misclassified would let luck
+    # decide (see attacks/randomized.py), so such a model is treated like an estimator's: highest-loss points.
+    observable = logits is not None and not forward_is_random(model, x)
     found = is_fooled(logits, y, success_target) if observable else torch.zeros(n, dtype=torch.bool, device=x.device)
     x_found, x_best, grad_best, best_loss = adv.clone(), adv.clone(), grad.clone(), first_loss.clone()
     step = torch.full((n,), 2.0 * eps, device=x.device, dtype=x.dtype)

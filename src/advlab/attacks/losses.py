@@ -20,6 +20,17 @@ def targeted_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.
     return -F.cross_entropy(logits, target, reduction="none")
 
 
+def score(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Untargeted class score: minus the true class's logit ``-F_y(x)`` (ascending it lowers the score of y)."""
+    return -logits.gather(1, y[:, None]).squeeze(1)
+
+
+def targeted_score(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Targeted class score ``F_t(x)``, the target's logit (Wang, Kunin, Pyron's targeted FGSM and gradient step
+    ascend ``∇ₓ F_t``, not the log-probability; the two directions differ by the softmax's normalizer)."""
+    return logits.gather(1, target[:, None]).squeeze(1)
+
+
 def margin(logits: torch.Tensor, y: torch.Tensor, kappa: float = float("inf")) -> torch.Tensor:
     """C&W margin ``max_{j != y} z_j - z_y``, clipped at ``kappa`` (Carlini & Wagner 2017, f6)."""
     true = logits.gather(1, y[:, None]).squeeze(1)

@@ -10,7 +10,9 @@ as soon as it is misclassified (or reaches its target) and keeps that first adve
 to that point is the fixed-step trajectory, so early stop is never weaker and spends fewer forward passes.
 ``early_stop=False`` runs every step on every sample and returns the last iterate (what adversarial training uses).
 Early stop needs the logits of the gradient pass, so it is switched off when a custom ``gradient`` or
-``eot_samples > 1`` is given: on a randomized model a single lucky noise draw must not freeze a sample.
+``eot_samples > 1`` is given, and whenever the model is randomized (declared ``stochastic`` or two forward passes
+disagree, :func:`advlab.attacks.randomized.forward_is_random`): a single lucky noise draw must not freeze a sample
+at an early iterate that the final pass, on a fresh draw, may classify correctly.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from torch import nn
 from advlab.attacks import losses
 from advlab.attacks.base import CLEAN_LOGITS, Attack, Norm, check_eps, project
 from advlab.attacks.gradients import EOTGradient, GradientEstimator
+from advlab.attacks.randomized import forward_is_random
 from advlab.attacks.registry import register_attack
 from advlab.errors import InputError
 
 AttackLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
-LOSS_NAMES = ("ce", "margin", "cw", "dlr")
+LOSS_NAMES = ("ce", "margin", "cw", "dlr", "score")
 
 
 class StepRule(str, Enum):
@@ -51,12 +54,15 @@ def step_direction(grad: torch.Tensor, rule: StepRule) -> torch.Tensor:
 
 
 def make_loss(name: str, targeted: bool) -> AttackLoss:
-    """Per-sample loss to *increase*: ``loss(logits, y, target)``; ``cw`` is an alias of ``margin``."""
+    """Per-sample loss to *increase*: ``loss(logits, y, target)``; ``cw`` is an alias of ``margin``; ``score`` is
+    the class score itself (the logit ``F_t``, Wang et al.'s targeted FGSM / gradient step)."""
     if name not in LOSS_NAMES:
         raise InputError(f"unknown loss {name!r}; choose one of {', '.join(LOSS_NAMES)}")
     if name == "ce":
         return (lambda z, y, t: losses.targeted_cross_entropy(z, t)) if targeted else (
             lambda z, y, t: losses.cross_entropy(z, y))
+    if name == "score":
+        return (lambda z, y, t: losses.targeted_score(z, t)) if targeted else (lambda z, y, t: losses.score(z, y))
     if name in ("margin", "cw"):
         return (lambda z, y, t: losses.targeted_margin(z, t)) if targeted else (lambda z, y, t: losses.margin(z, y))
     return (lambda z, y, t: losses.targeted_dlr(z, y, t)) if targeted else (lambda z, y, t: losses.dlr(z, y))
@@ -162,7 +168,8 @@ def gradient_iterations(
         starts = torch.cat([random_in_ball(x, eps, norm, generator) for _ in range(restarts)])
         adv = project(xs, starts, eps, norm) if start_in_box else starts
     velocity = torch.zeros_like(xs) if momentum is not None else None
-    can_stop = early_stop and estimator is None
+    # One noise draw of a randomized model must not decide that an image is done (see attacks/randomized.py).
+    can_stop = early_stop and estimator is None and not forward_is_random(model, x)
     done = torch.zeros(n, dtype=torch.bool, device=x.device)
     first_adv = x.clone()
     active = torch.arange(n * restarts, device=x.device)

@@ -18,8 +18,12 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from advlab.attacks.base import Attack, frozen_eval
+from advlab.attacks.base import Attack
+from advlab.attacks.randomized import declares_stochastic, is_randomized
 from advlab.errors import InputError
+
+__all__ = ["declares_stochastic", "is_randomized", "seeded", "with_eot", "eot_samples_of", "has_eot_setting",
+           "mean_std", "DEFAULT_EOT_SAMPLES", "DEFAULT_TRIALS"]
 
 DEFAULT_EOT_SAMPLES = 10
 DEFAULT_TRIALS = 5
@@ -39,29 +43,6 @@ def seeded(seed: int, *parts: object, device: torch.device | None = None) -> Ite
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF)
         yield
-
-
-def declares_stochastic(model: nn.Module) -> bool:
-    """True when the model or one of its submodules declares ``stochastic = True`` (advlab's noise defenses)."""
-    return any(getattr(module, "stochastic", False) is True for module in model.modules())
-
-
-def is_randomized(model: nn.Module, x: torch.Tensor, *, passes: int = 2, rtol: float = 1e-4) -> bool:
-    """True when ``passes`` eval-mode forward passes on ``x`` (N, C, H, W) disagree beyond float noise.
-
-    Two logits tensors differ "beyond float noise" when ``max |a - b| > rtol * (1 + max |a|)``; nondeterministic
-    GPU kernels change logits by ~1e-6 relative, a noise layer by far more. The model's mode and parameter
-    flags are restored afterwards.
-    """
-    if passes < 2:
-        raise InputError(f"randomness detection needs at least 2 forward passes, got {passes}")
-    with frozen_eval(model), torch.no_grad():
-        first = model(x)
-        scale = float(first.abs().max()) if first.numel() else 0.0
-        for _ in range(passes - 1):
-            if float((model(x) - first).abs().max()) > rtol * (1.0 + scale):
-                return True
-    return False
 
 
 def has_eot_setting(attack: Attack) -> bool:

@@ -15,11 +15,17 @@ A preset names the paper, the tables/figures it reproduces, the models, the trai
     [scales.quick]                        # overrides per scale; each has a one-line "description"
     [scales.full]                         # "runs_here = false" + "limitation" when the paper's recipe needs a GPU
 
-    [[reported]]                          # one entry per number the paper reports
-    key = "table1.mlp.clean_acc"          # the key the experiment measures (ours) under
-    table = "Table 1"
-    label = "MLP clean test accuracy"
-    value = 0.97                          # in the units of the measurement (accuracy as a fraction)
+    [[reported]]                          # one entry per number the paper reports (table cell or text)
+    key = "table1.mlp.val_acc"            # the key the experiment measures (ours) under; unique in the preset
+    table = "Table 1"                     # the paper item: "Table N", "Fig. N", "§N text", "Eq. N", "App. X"
+    row = "VALIDATION"                    # the paper's row and column labels, as printed
+    column = "BP"
+    value = 0.918                         # in ``unit`` (accuracy as a fraction: 91.8 % -> 0.918)
+    std = 0.001                           # optional: the paper's ± in the same unit
+    unit = "accuracy"                     # accuracy | alpha | l2 | params | success_rate | ...
+    note = "..."                          # optional: how our measurement of it differs
+    not_measured = "..."                  # only for numbers advlab never measures, with the reason (e.g. ImageNet)
+    label = "..."                         # optional; defaults to "row — column"
 
 Scales: ``quick`` (minutes on a 2-core CPU), ``full`` (the paper's recipe, or the largest that fits when the
 paper's needs a GPU), and ``tiny`` (seconds; for tests only). Every result row is labelled with its scale.
@@ -28,6 +34,7 @@ paper's needs a GPU), and ``tiny`` (seconds; for tests only). Every result row i
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -41,12 +48,27 @@ except ModuleNotFoundError:  # pragma: no cover - exercised on 3.10 only
 from advlab.errors import InputError, UnknownNameError
 
 SCALES = ("tiny", "quick", "full")
+
+# What a measurement's or a reported number's ``table`` may say: a paper item, or "extension" for advlab's own
+# rows beyond the paper (EOT, repeated trials, extra sanity checks).
+PAPER_ITEM = re.compile(r"^(Table \d+|Fig\. \d+|§\d+|Eq\. \d+|App\. [A-Z]|Abstract)|^extension\b")
+
+
+def names_paper_item(table: str) -> bool:
+    """True when ``table`` names a paper item ("Table 2", "Fig. 3", "§5 text", ...) or starts with "extension"."""
+    return bool(PAPER_ITEM.match(table))
+
+
 _PACKAGE = "advlab.experiments"
 
 
 @dataclass(frozen=True)
 class ReportedNumber:
-    """One number a paper reports: ``key`` links it to the measurement of the same key."""
+    """One number a paper reports: ``key`` links it to the measurement of the same key.
+
+    ``row``/``column`` are the paper's labels as printed; ``std`` the paper's ± (same unit); ``not_measured`` says
+    why advlab never measures this number (e.g. an ImageNet column, a baseline cited from other work).
+    """
 
     key: str
     table: str
@@ -54,10 +76,15 @@ class ReportedNumber:
     value: float
     unit: str = "accuracy"
     note: str = ""
+    row: str = ""
+    column: str = ""
+    std: float | None = None
+    not_measured: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "table": self.table, "label": self.label, "value": self.value, "unit": self.unit,
-                "note": self.note}
+        return {"key": self.key, "table": self.table, "row": self.row, "column": self.column, "label": self.label,
+                "value": self.value, "std": self.std, "unit": self.unit, "note": self.note,
+                "not_measured": self.not_measured}
 
 
 @dataclass(frozen=True)
@@ -126,9 +153,18 @@ def parse_preset(text: str, source: str = "<string>") -> Preset:
         value = _require(entry, "value", (int, float), where)
         if isinstance(value, bool) or not math.isfinite(value):
             raise InputError(f"{where}: value must be a finite number, got {value!r}")
+        std = entry.get("std")
+        if std is not None and (isinstance(std, bool) or not isinstance(std, (int, float)) or not std >= 0):
+            raise InputError(f"{where}: std must be a number >= 0, got {std!r}")
+        row, column = str(entry.get("row", "")), str(entry.get("column", ""))
+        label = entry.get("label") or " — ".join(part for part in (row, column) if part)
+        if not label:
+            raise InputError(f"{where}: give the paper's row and column (or a label)")
         reported.append(ReportedNumber(key=_require(entry, "key", str, where), table=_require(entry, "table", str, where),
-                                       label=_require(entry, "label", str, where), value=float(value),
-                                       unit=entry.get("unit", "accuracy"), note=entry.get("note", "")))
+                                       label=str(label), value=float(value), unit=entry.get("unit", "accuracy"),
+                                       note=entry.get("note", ""), row=row, column=column,
+                                       std=None if std is None else float(std),
+                                       not_measured=str(entry.get("not_measured", ""))))
     keys = [r.key for r in reported]
     if len(keys) != len(set(keys)):
         raise InputError(f"{source}: a reported key appears twice: {sorted(k for k in keys if keys.count(k) > 1)}")

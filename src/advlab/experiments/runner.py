@@ -38,13 +38,18 @@ from advlab.registry import Registry
 
 @dataclass(frozen=True)
 class Measurement:
-    """One number an experiment measured, under the key a preset's ``[[reported]]`` entry may share."""
+    """One number an experiment measured, under the key a preset's ``[[reported]]`` entry may share.
+
+    ``table`` names the paper item the number belongs to ("Table 2", "Fig. 3", "§5 text") or starts with
+    "extension" for advlab's rows beyond the paper (see :func:`advlab.experiments.presets.names_paper_item`).
+    """
 
     key: str
     table: str
     label: str
     value: float
     unit: str = "accuracy"
+    std: float | None = None  # spread over repeated trials (sample std), when the value is their mean
 
 
 @dataclass
@@ -77,8 +82,10 @@ def register_experiment(name: str, **info: Any) -> Callable[[ExperimentFn], Expe
 
 @dataclass(frozen=True)
 class ResultRow:
-    """One line of the comparison table. ``paper``/``delta`` are None where the paper's number is not recorded;
-    ``ours`` is None where this scale did not measure it (e.g. a GPU-only part of the recipe)."""
+    """One line of the comparison table. ``paper``/``delta`` are None where the paper gives no number;
+    ``ours`` is None where this scale did not measure it, and ``not_measured`` then says why when advlab never
+    measures it (an ImageNet column, a number the paper cites from other work). ``*_std`` are the ± of each side.
+    """
 
     key: str
     table: str
@@ -87,14 +94,19 @@ class ResultRow:
     ours: float | None
     unit: str
     scale: str
+    paper_std: float | None = None
+    ours_std: float | None = None
+    note: str = ""
+    not_measured: str = ""
 
     @property
     def delta(self) -> float | None:
         return None if self.paper is None or self.ours is None else self.ours - self.paper
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "table": self.table, "label": self.label, "paper": self.paper, "ours": self.ours,
-                "delta": self.delta, "unit": self.unit, "scale": self.scale}
+        return {"key": self.key, "table": self.table, "label": self.label, "paper": self.paper,
+                "paper_std": self.paper_std, "ours": self.ours, "ours_std": self.ours_std, "delta": self.delta,
+                "unit": self.unit, "scale": self.scale, "note": self.note, "not_measured": self.not_measured}
 
 
 @dataclass
@@ -165,17 +177,30 @@ def _merge_rows(preset: Preset, measured: list[Measurement], scale: str) -> list
     for reported in preset.reported:
         m = by_key.pop(reported.key, None)
         rows.append(ResultRow(reported.key, reported.table, reported.label, reported.value,
-                              None if m is None else m.value, reported.unit, scale))
+                              None if m is None else m.value, reported.unit, scale, paper_std=reported.std,
+                              ours_std=None if m is None else m.std, note=reported.note,
+                              not_measured=reported.not_measured))
     for m in measured:
         if m.key in by_key:
-            rows.append(ResultRow(m.key, m.table, m.label, None, m.value, m.unit, scale))
+            rows.append(ResultRow(m.key, m.table, m.label, None, m.value, m.unit, scale, ours_std=m.std))
     return rows
 
 
-def _fmt(value: float | None, signed: bool = False) -> str:
+def _fmt(value: float | None, signed: bool = False, unit: str = "", std: float | None = None) -> str:
+    """A cell: 4 decimals (counts as integers), ``± std`` when given, "—" for no number."""
     if value is None:
         return "—"
-    return f"{value:+.4f}" if signed else f"{value:.4f}"
+    if unit == "params":
+        text = f"{value:+,.0f}" if signed else f"{value:,.0f}"
+    else:
+        text = f"{value:+.4f}" if signed else f"{value:.4f}"
+    return text if std is None else f"{text} ± {std:.4f}"
+
+
+def _ours_cell(row: ResultRow) -> str:
+    if row.ours is None and row.not_measured:
+        return f"— (not measured: {row.not_measured})"
+    return _fmt(row.ours, unit=row.unit, std=row.ours_std)
 
 
 def render_markdown(result: ReproductionResult) -> str:
@@ -191,15 +216,20 @@ def render_markdown(result: ReproductionResult) -> str:
         f"{'; load average ' + str(machine['load_average_1m']) + ' at the end' if 'load_average_1m' in machine else ''}; "
         f"Python {machine['python']}, torch {machine['torch']}"),
         f"- Date: {result.started}; duration {result.duration_s / 60:.1f} min", "",
-        "| table | quantity | paper | ours | Δ (ours − paper) | scale |",
-        "|---|---|---:|---:|---:|---|",
+        "| table | quantity | unit | paper | ours | Δ (ours − paper) | scale |",
+        "|---|---|---|---:|---:|---:|---|",
     ]
     for row in result.rows:
-        lines.append(f"| {row.table} | {row.label} | {_fmt(row.paper)} | {_fmt(row.ours)} | "
-                     f"{_fmt(row.delta, signed=True)} | {row.scale} |")
-    lines += ["", ("Accuracies are fractions in [0, 1]; ε and σ are in [0, 1] pixel units unless a label says "
-              "otherwise. \"—\" in *paper*: the number is not recorded in the preset (see the notes); in *ours*: "
-              "not measured at this scale."), ""]
+        label = f"{row.label} ({row.note})" if row.note else row.label
+        lines.append(f"| {row.table} | {label} | {row.unit} | {_fmt(row.paper, unit=row.unit, std=row.paper_std)} | "
+                     f"{_ours_cell(row)} | {_fmt(row.delta, signed=True, unit=row.unit)} | {row.scale} |")
+    measured = sum(row.ours is not None for row in result.rows if row.paper is not None)
+    recorded = sum(row.paper is not None for row in result.rows)
+    lines += ["", (f"{recorded} numbers of the paper are recorded; {measured} of them measured here. Accuracies "
+              "are fractions in [0, 1]; ε and σ are in [0, 1] pixel units unless a label says otherwise; "
+              "\"± \" is a standard deviation (the paper's, or ours over repeated trials). \"—\" in *paper*: the "
+              "paper gives no number for this row (advlab's own measurement); in *ours*: not measured at this "
+              "scale, or never (the reason is given)."), ""]
     if preset.notes:
         lines += ["## Notes", ""] + [f"- {note}" for note in preset.notes] + [""]
     figures = result.extras.get("figures", [])
@@ -215,8 +245,8 @@ def print_table(result: ReproductionResult, console: Console) -> None:
                             ("Δ", "right"), ("scale", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for row in result.rows:
-        table.add_row(row.table, row.label, _fmt(row.paper), _fmt(row.ours), _fmt(row.delta, signed=True),
-                      row.scale)
+        table.add_row(row.table, row.label, _fmt(row.paper, unit=row.unit, std=row.paper_std), _ours_cell(row),
+                      _fmt(row.delta, signed=True, unit=row.unit), row.scale)
     console.print(table)
 
 
