@@ -147,7 +147,8 @@ def test_parse_analyses_reads_commas_repeats_and_all() -> None:
 
 def test_worst_case_folds_in_points_that_only_the_curve_runs_fooled(tmp_path) -> None:
     def state(path, records):
-        path.write_text(json.dumps({"format": "advlab-evaluation-state", "records": records}))
+        path.write_text(json.dumps({"format": "advlab-evaluation-state", "config": {"model_weights": "w"},
+                                    "records": records}))
         return path
 
     # Four points: misclassified, robust to everything, fooled only by curve A's run, fooled by the cascade.
@@ -157,7 +158,7 @@ def test_worst_case_folds_in_points_that_only_the_curve_runs_fooled(tmp_path) ->
     cascade = {"stages": [{"label": "PGD", "robust_accuracy": 0.5}], "robust_accuracy": 0.5,
                "robust_accuracy_std": 0.0, "trial_stage_robust_accuracy": [[0.5]]}
     folded = fold_in_curve_runs(cascade, cascade_state, [curve_a, curve_b], trials=1, batches=1, eps=0.1,
-                                norm=Norm.LINF)
+                                norm=Norm.LINF, owner={"model_weights": "w"})
     assert folded["robust_accuracy"] == 0.25
     assert folded["stages"][-1] | {"attack": None} == {
         "label": "other runs", "attack": None, "robust_accuracy": 0.25, "robust_accuracy_std": 0.0,

@@ -73,6 +73,7 @@ from advlab.evaluate.statistics import (
 )
 from advlab.evaluate.suites import SUITES, build_attack
 from advlab.evaluate.sweeps import accuracy_vs_noise, accuracy_vs_steps
+from advlab.folder_lock import exclusive_folder
 from advlab.io import write_json
 
 ANALYSES = ("statistics", "grid", "gradients", "examples", "noise", "steps")
@@ -302,124 +303,139 @@ def evaluate_model(
         raise InputError(f"the {suite!r} suite has no {norm_value.value} attack; pass --attack NAME or another norm")
 
     out = Path(out_dir)
-    state_dir = out / "state"
-    device = model_device(model, device)
-    data = as_eval_data(dataset)
-    randomized = detect_randomized(model, data, device, seed)
-    n_trials = (trials or DEFAULT_TRIALS) if randomized else 1
-    common = {"batch_size": batch_size, "device": device, "trials": trials, "eot": eot, "randomized": randomized,
-              "seed": seed, "model_card": card_of_model, "progress": progress}
-    cache = StepCache(state_dir, {"model_card": card_of_model, "model_weights": model_fingerprint(model),
-                                  "data": {"name": data.name, "n": len(data), "sha256": data.fingerprint()},
-                                  "seed": seed, "randomized": randomized, "trials": n_trials, "eot": eot,
-                                  "batch_size": batch_size})
+    # One writer per folder: a second evaluation into the same --out would read this one's state files.
+    with exclusive_folder(out, "evaluation"):
+        state_dir = out / "state"
+        device = model_device(model, device)
+        data = as_eval_data(dataset)
+        randomized = detect_randomized(model, data, device, seed)
+        n_trials = (trials or DEFAULT_TRIALS) if randomized else 1
+        common = {"batch_size": batch_size, "device": device, "trials": trials, "eot": eot, "randomized": randomized,
+                  "seed": seed, "model_card": card_of_model, "progress": progress}
+        owner = {"model_weights": model_fingerprint(model),
+                 "data": {"name": data.name, "n": len(data), "sha256": data.fingerprint()}}
+        cache = StepCache(state_dir, {"model_card": card_of_model, **owner,
+                                      "seed": seed, "randomized": randomized, "trials": n_trials, "eot": eot,
+                                      "batch_size": batch_size})
 
-    def honest(attack: Attack) -> Attack:
-        """The attack with EOT gradients when the model is randomized (and EOT is on)."""
-        return with_eot(attack) if randomized and eot else attack
+        def honest(attack: Attack) -> Attack:
+            """The attack with EOT gradients when the model is randomized (and EOT is on)."""
+            return with_eot(attack) if randomized and eot else attack
 
-    # 1. A curve per attack: one evaluate_attack per ε so ε-relative settings follow ε; one state file each.
-    curves: list[tuple[AttackPlan, list[dict[str, Any]], dict[str, Any]]] = []
-    for plan in plans:
-        points = []
-        for index, eps in enumerate(eps_list):
-            point = evaluate_attack(model, data, plan.build(eps), state_path=state_dir / f"curve-{_slug(plan.label)}"
-                                    f"-{index}.json", **common)
-            points.append(point)
-        description = describe_attack(honest(plan.build(eps_max)), plan.label) | {
-            "eps_relative": plan.eps_relative, "epsilons": eps_list}
-        curves.append((plan, [p.to_dict() for p in points], description))
-        del points
-    # Headline: the strongest attack over the whole ε range (lowest mean robust accuracy; ties -> later attack).
-    headline_index = min(range(len(curves)), key=lambda i: (
-        sum(p["robust_accuracy"] for p in curves[i][1]) / len(eps_list), -i))
-    head_plan, head_points, head_description = curves[headline_index]
-    clean = head_points[0]["clean_accuracy"]
+        # 1. A curve per attack: one evaluate_attack per ε so ε-relative settings follow ε; one state file each.
+        curves: list[tuple[AttackPlan, list[dict[str, Any]], dict[str, Any]]] = []
+        for plan in plans:
+            points = []
+            for index, eps in enumerate(eps_list):
+                point = evaluate_attack(model, data, plan.build(eps),
+                                        state_path=state_dir / f"curve-{_slug(plan.label)}-{index}.json", **common)
+                points.append(point)
+            description = describe_attack(honest(plan.build(eps_max)), plan.label) | {
+                "eps_relative": plan.eps_relative, "epsilons": eps_list}
+            curves.append((plan, [p.to_dict() for p in points], description))
+            del points
+        # Headline: the strongest attack over the whole ε range (lowest mean robust accuracy; ties -> later attack).
+        headline_index = min(range(len(curves)), key=lambda i: (
+            sum(p["robust_accuracy"] for p in curves[i][1]) / len(eps_list), -i))
+        head_plan, head_points, head_description = curves[headline_index]
+        clean = head_points[0]["clean_accuracy"]
 
-    # 2. The worst case over every bounded attack at the largest ε.
-    stages = [CascadeStage(plan.label, plan.build(eps_max), plan.target_classes) for plan in plans]
-    cascade = run_cascade(model, data, stages, keep_adversarial=False, state_path=state_dir / "cascade.json",
-                          **common)
+        # 2. The worst case over every bounded attack at the largest ε.
+        stages = [CascadeStage(plan.label, plan.build(eps_max), plan.target_classes) for plan in plans]
+        cascade = run_cascade(model, data, stages, keep_adversarial=False, state_path=state_dir / "cascade.json",
+                              **common)
 
-    # 3. Sanity checks at the largest ε.
-    check_results: list[dict[str, Any]] = []
-    if checks:
-        check_set = dataset.subset(check_points, seed=seed)
-        check_x, check_y = check_set.float_images().to(device), check_set.labels.to(device)
-        overrides: dict[str, Attack | None] = {}
-        if randomized and eot:
-            from advlab.evaluate.checks import default_check_attacks
+        # 3. Sanity checks at the largest ε.
+        check_results: list[dict[str, Any]] = []
+        if checks:
+            check_set = dataset.subset(check_points, seed=seed)
+            check_x, check_y = check_set.float_images().to(device), check_set.labels.to(device)
+            overrides: dict[str, Attack | None] = {}
+            if randomized and eot:
+                from advlab.evaluate.checks import default_check_attacks
 
-            overrides = {name: (with_eot(attack) if attack is not None and name != "black_box" else attack)
-                         for name, attack in default_check_attacks(eps_max, norm_value).items()}
-        check_results = cache.run("checks", {"eps": eps_max, "norm": norm_value.value, "points": check_points,
-                                             "attacks": {k: describe_attack(v) for k, v in overrides.items()
-                                                         if v is not None}},
-                                  lambda: [c.to_dict() for c in run_checks(
-                                      model, check_x, check_y, eps_max, norm=norm_value, attacks=overrides or None,
-                                      max_points=check_points, seed=seed, batch_size=batch_size)])
+                overrides = {name: (with_eot(attack) if attack is not None and name != "black_box" else attack)
+                             for name, attack in default_check_attacks(eps_max, norm_value).items()}
+            check_results = cache.run("checks", {"eps": eps_max, "norm": norm_value.value, "points": check_points,
+                                                 "attacks": {k: describe_attack(v) for k, v in overrides.items()
+                                                             if v is not None}},
+                                      lambda: [c.to_dict() for c in run_checks(
+                                          model, check_x, check_y, eps_max, norm=norm_value, attacks=overrides or None,
+                                          max_points=check_points, seed=seed, batch_size=batch_size)])
 
-    # 4. Analyses on small subsets.
-    summaries: dict[str, Any] = {}
-    for plan, points, description in curves:
-        if plan is not head_plan:
-            summaries[f"curve: {plan.label}"] = _curve_payload(plan.label, description, points, clean, norm_value)
-    for name, attack in extra_unbounded:
-        summaries[name] = evaluate_attack(model, data, honest(attack), state_path=state_dir / f"single-{_slug(name)}"
-                                          ".json", **common).to_dict()
-    if wanted:
-        summaries.update(_run_analyses(
-            model, dataset, wanted, cache=cache, plan=head_plan, eps_list=eps_list, eps_max=eps_max, norm=norm_value,
-            honest=honest, seed=seed, batch_size=batch_size, device=device, progress=progress,
-            analysis_points=analysis_points, grid_per_class=grid_per_class, state_dir=state_dir, common=common))
+        # 4. Analyses on small subsets.
+        summaries: dict[str, Any] = {}
+        for plan, points, description in curves:
+            if plan is not head_plan:
+                summaries[f"curve: {plan.label}"] = _curve_payload(plan.label, description, points, clean, norm_value)
+        for name, attack in extra_unbounded:
+            summaries[name] = evaluate_attack(model, data, honest(attack),
+                                              state_path=state_dir / f"single-{_slug(name)}.json", **common).to_dict()
+        if wanted:
+            summaries.update(_run_analyses(
+                model, dataset, wanted, cache=cache, plan=head_plan, eps_list=eps_list, eps_max=eps_max,
+                norm=norm_value, honest=honest, seed=seed, batch_size=batch_size, device=device, progress=progress,
+                analysis_points=analysis_points, grid_per_class=grid_per_class, state_dir=state_dir, common=common))
 
-    # 5. The card and the report.
-    curve = RobustnessCurve(attack=head_description, points=(), randomized=randomized,
-                            eot_samples=cascade.eot_samples, trials=n_trials, n=len(data), data_name=data.name)
-    card = build_card(
-        model_card=card_of_model,
-        data={"name": dataset.name, "n": len(dataset), "seed": seed, "classes": list(dataset.classes),
-              "suite": suite, "norm": norm_value.value, "epsilons": eps_list},
-        curve=curve, cascade=cascade, analyses=summaries, seed=seed, duration_s=time.perf_counter() - started)
-    card.results = to_jsonable(head_points)
-    card.checks = to_jsonable(check_results)
-    last = len(eps_list) - 1
-    card.cascade = fold_in_curve_runs(
-        card.cascade, state_dir / "cascade.json",
-        [state_dir / f"curve-{_slug(plan.label)}-{last}.json" for plan in plans],
-        trials=n_trials, batches=data.num_batches(batch_size), eps=eps_max, norm=norm_value)
-    save_card(out / "card.json", card)
-    if report:
-        from advlab.report import build_report
+        # 5. The card and the report.
+        curve = RobustnessCurve(attack=head_description, points=(), randomized=randomized,
+                                eot_samples=cascade.eot_samples, trials=n_trials, n=len(data), data_name=data.name)
+        card = build_card(
+            model_card=card_of_model,
+            data={"name": dataset.name, "n": len(dataset), "seed": seed, "classes": list(dataset.classes),
+                  "suite": suite, "norm": norm_value.value, "epsilons": eps_list},
+            curve=curve, cascade=cascade, analyses=summaries, seed=seed, duration_s=time.perf_counter() - started)
+        card.results = to_jsonable(head_points)
+        card.checks = to_jsonable(check_results)
+        last = len(eps_list) - 1
+        card.cascade = fold_in_curve_runs(
+            card.cascade, state_dir / "cascade.json",
+            [state_dir / f"curve-{_slug(plan.label)}-{last}.json" for plan in plans],
+            trials=n_trials, batches=data.num_batches(batch_size), eps=eps_max, norm=norm_value,
+            owner=owner)
+        save_card(out / "card.json", card)
+        if report:
+            from advlab.report import build_report
 
-        build_report([card], out, sources=[out / "card.json"])
-    return card
+            build_report([card], out, sources=[out / "card.json"])
+        return card
 
 
-def _state_records(path: Path) -> dict[str, Any]:
-    """The per-batch records of an :class:`~advlab.evaluate.state.EvaluationState` file."""
+def _state_records(path: Path, owner: dict[str, Any]) -> dict[str, Any]:
+    """The per-batch records of an :class:`~advlab.evaluate.state.EvaluationState` file written for ``owner``.
+
+    ``owner`` holds the entries every state config of this evaluation shares (model weights, data); a file whose
+    config disagrees belongs to another evaluation and is never read as this one's.
+    """
     try:
-        return json.loads(path.read_text(encoding="utf-8"))["records"]
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        records, config = stored["records"], stored["config"]
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise AdvlabError(f"evaluation state file {path} is unreadable ({exc}); delete {path.parent} to "
                           "start the evaluation over") from exc
+    expected = to_jsonable(owner)
+    if any(config.get(key) != value for key, value in expected.items()):
+        raise AdvlabError(f"evaluation state file {path} belongs to another evaluation (other model or data); "
+                          f"delete {path.parent} and run again with an --out of its own")
+    return records
 
 
 def fold_in_curve_runs(cascade: dict[str, Any], cascade_state: Path, curve_states: Sequence[Path], *, trials: int,
-                       batches: int, eps: float, norm: Norm) -> dict[str, Any]:
+                       batches: int, eps: float, norm: Norm, owner: dict[str, Any] | None = None) -> dict[str, Any]:
     """The cascade summary, extended by the points that the curves' own runs at the largest ε fooled.
 
     The cascade and the curves attack the same points at the largest ε with independent random starts, so a
     point can survive the cascade's PGD yet fall to the curve's PGD. A worst case must count it as fooled: when
     that happens, a last stage "other runs" is appended (per trial: a point is robust only if no run fooled it),
     so the cascade's final number is the worst case over *every* attack run at that ε and never above a curve.
-    Reads the per-sample records of the state files (``fooled_by`` of the cascade, ``robust`` of the curves).
+    Reads the per-sample records of the state files (``fooled_by`` of the cascade, ``robust`` of the curves),
+    refusing any whose config does not match ``owner`` (the model weights and data of this evaluation).
     """
     from advlab.evaluate.cascade import NOT_FOOLED
     from advlab.evaluate.randomness import mean_std
 
-    cascade_records = _state_records(cascade_state)
-    curve_records = [_state_records(path) for path in curve_states]
+    cascade_records = _state_records(cascade_state, owner or {})
+    curve_records = [_state_records(path, owner or {}) for path in curve_states]
     accuracy, newly_fooled = [], []
     for trial in range(trials):
         robust = [value == NOT_FOOLED for batch in range(batches)
