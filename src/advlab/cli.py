@@ -32,6 +32,20 @@ err_console = Console(stderr=True)
 DataDirOption = typer.Option(None, "--data-dir", help="Dataset folder (else $ADVLAB_DATA, else the user cache).")
 
 
+@app.callback()
+def global_options(
+    threads: Optional[int] = typer.Option(
+        None, "--threads", help="torch threads (before the command: advlab --threads 1 evaluate ...). Default: "
+        "$OMP_NUM_THREADS, else the cores the load average leaves free."),
+) -> None:
+    """Attack, defend and evaluate image classifiers against adversarial examples."""
+    from advlab.threads import configure_threads
+
+    note = configure_threads(threads)
+    if note:  # fewer threads than cores because the machine is busy: say so
+        err_console.print(note, highlight=False)
+
+
 @app.command("models")
 def models_command() -> None:
     """List the registered models with their dataset, input shape and trainable parameter count."""

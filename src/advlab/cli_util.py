@@ -13,6 +13,8 @@ _FRACTION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(?:/\s*([0-
 def parse_eps(text: str) -> float:
     """Parse an epsilon such as ``0.3``, ``8/255`` or ``2e-3`` into a float in [0, 1] pixel units."""
     match = _FRACTION.match(text)
+    if not match and _FRACTION.match(text.strip().lstrip("-")):
+        raise InputError(f"eps must be >= 0, got {text.strip()!r}")
     if not match:
         raise InputError(f"cannot read eps {text!r}: write a number like 0.03 or a fraction like 8/255")
     numerator, denominator = float(match.group(1)), float(match.group(2) or 1)

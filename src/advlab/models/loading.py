@@ -58,6 +58,21 @@ def _import_factory(spec: str) -> Any:
         raise InputError(f"module {module_name!r} has no {attribute!r}; --model takes package.module:factory") from None
 
 
+def build_architecture(name: str, args: Mapping[str, Any]) -> nn.Module:
+    """A registry model or the user's ``package.module:factory`` called with ``args``, tagged with its spec.
+
+    The spec (``model.advlab_spec``) is what a checkpoint's card records, so a model built from a user factory
+    can be rebuilt from its card later (the module must then still be importable, e.g. with ``PYTHONPATH=.``).
+    """
+    if ":" not in name:
+        return create_model(name, **dict(args))
+    built = _import_factory(name)(**dict(args))
+    if not isinstance(built, nn.Module):
+        raise InputError(f"{name} returned {type(built).__name__}, not a torch.nn.Module")
+    built.advlab_spec = {"name": name, "args": dict(args)}  # type: ignore[assignment]
+    return built
+
+
 def load_model(
     model: str | None,
     weights: str | Path | None = None,
@@ -85,8 +100,13 @@ def load_model(
             raise InputError(f"{weights} holds a {card['model']['name']!r} model, not {model!r}; drop --model "
                              "or pass the matching name")
 
+        name = card["model"].get("name") or model
+        if not name:
+            raise InputError(f"the card of {weights} does not name its architecture; pass it with --model "
+                             "(a registry name or package.module:factory)")
+
         def build() -> nn.Module:
-            base = create_model(card["model"]["name"], **(card["model"].get("args") or {}))
+            base = build_architecture(name, card["model"].get("args") or {})
             return apply_defense_transforms(base, card.get("defenses"))
 
         loaded, card = load_checkpoint(weights, device=device, build=build)
@@ -97,14 +117,10 @@ def load_model(
     known = identify(weights) if weights is not None else None
     if known is not None and known.model == model:
         args = {**known.args, **args}  # the authors' preprocessing, unless the user chose otherwise
+    built = build_architecture(model, args)
+    description = {"model": {"name": model, "args": args}}
     if ":" in model:
-        built = _import_factory(model)(**args)
-        if not isinstance(built, nn.Module):
-            raise InputError(f"{model} returned {type(built).__name__}, not a torch.nn.Module")
-        description = {"model": {"name": model, "args": args, "source": "user factory"}}
-    else:
-        built = create_model(model, **args)
-        description = {"model": {"name": model, "args": args}}
+        description["model"]["source"] = "user factory"
     if weights is not None:
         load_foreign_weights(built, weights, trust_pickle=trust_pickle)
         description["weights"] = {"file": str(weights), "format": "foreign state dict"}
