@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from evaluate_helpers import DoNothing, IterativeSign, NoisyInput, OneStepSign, Quantize, ScaledLogits
 
 from advlab.evaluate import (
@@ -80,9 +81,31 @@ def test_run_checks_on_a_normal_and_a_masked_model(trained, xy) -> None:
                "black_box": None}
     results = run_checks(trained, x, y, 0.15, attacks=attacks, max_points=60)
     statuses = {r.name: r.status for r in results}
-    assert len(results) == 8 and statuses["white_box_vs_black_box"] == "skip"
+    assert len(results) == 9 and statuses["white_box_vs_black_box"] == "skip"
     assert "warn" not in statuses.values(), [r.message for r in results if r.warned]
     masked = {r.name: r for r in run_checks(ScaledLogits(trained, 100.0), x, y, 0.15, attacks=attacks,
                                             max_points=60)}
     assert masked["saturated_softmax"].warned and masked["zero_gradients"].warned
     assert masked["unbounded_attack"].warned  # CE gradients vanish, so even eps = 1 leaves points correct
+
+
+class NaNOffData(torch.nn.Module):
+    """Finite on the clean images, NaN once an input moves off them (a broken defense)."""
+
+    def __init__(self, model: torch.nn.Module, x: torch.Tensor) -> None:
+        super().__init__()
+        self.model, self.x = model, x
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        logits = self.model(inputs)
+        off = (inputs - self.x[: inputs.shape[0]]).flatten(1).abs().amax(dim=1) > 0
+        return torch.where(off[:, None], torch.full_like(logits, float("nan")), logits)
+
+
+def test_finite_outputs_check_fires_on_nan_logits_off_the_data(trained, xy) -> None:
+    from advlab.evaluate.checks import check_finite_outputs
+
+    x, _ = xy
+    broken = check_finite_outputs(NaNOffData(trained, x), x, 0.1, "linf")
+    assert broken.status == "warn" and broken.values["non_finite"] == 5 * x.shape[0]
+    assert check_finite_outputs(trained, x, 0.1, "linf").status == "pass"

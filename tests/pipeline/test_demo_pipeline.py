@@ -41,6 +41,6 @@ def test_demo_trains_evaluates_and_reports_both_models(tmp_path) -> None:
         assert card.model["label"] == name and card.data["n"] == TINY.test
         assert {"average_adversarial_grid", "gradient_norms", "adversarial_examples",
                 "perturbation_statistics"} <= set(card.analyses)
-        assert len(card.checks) == 8
+        assert len(card.checks) == 9
         assert (tmp_path / name / "last.safetensors").exists()
     assert load_card(tmp_path / "eval-fast_fgsm" / "card.json").model["defense"]["name"] == "fast_fgsm"

@@ -73,7 +73,7 @@ def test_evaluate_model_writes_card_and_report_and_reuses_its_state(tiny_mlp, te
 
     # Sanity checks at the largest ε: all of them ran; a plain MLP trips none.
     checks = {check["name"]: check["status"] for check in card.checks}
-    assert len(checks) == 8 and set(checks.values()) <= {"pass", "skip"}, checks
+    assert len(checks) == 9 and set(checks.values()) <= {"pass", "skip"}, checks
     assert checks["unbounded_attack"] == checks["iterative_vs_single_step"] == "pass"
 
     # Analyses: every one is in a form the report recognises and draws.

@@ -144,16 +144,26 @@ def project(x: torch.Tensor, adv: torch.Tensor, eps: float | None, norm: Norm) -
     return adv.clamp(0.0, 1.0)
 
 
-def _probe_num_classes(model: nn.Module, x: torch.Tensor) -> int:
-    """The model's number of classes, from one image; a shape the model cannot take becomes an InputError."""
+def probe_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``model(x)`` without gradients, as the first contact with a model: a shape the model cannot take, or
+    logits that are NaN or infinite for finite images, become an :class:`InputError` that says what to fix."""
     with torch.no_grad():
         try:
-            return int(model(x[:1]).shape[-1])
+            logits = model(x)
         except RuntimeError as exc:  # e.g. 3-channel 32x32 images given to an MNIST model
             if not looks_like_shape_mismatch(exc):
                 raise
             raise InputError(f"the model cannot process images of shape {tuple(x.shape[1:])} ({exc}); "
                              "pass images of the shape it was built for (see `advlab models`)") from exc
+    if not torch.isfinite(logits).all():
+        raise InputError("the model returned NaN or infinite logits for finite images in [0, 1]; its weights or "
+                         "its forward pass are broken (a diverged training run?), so no accuracy can be measured")
+    return logits
+
+
+def _probe_num_classes(model: nn.Module, x: torch.Tensor) -> int:
+    """The model's number of classes, from one image (see :func:`probe_logits` for the errors)."""
+    return int(probe_logits(model, x[:1]).shape[-1])
 
 
 @contextmanager
@@ -263,6 +273,9 @@ class Attack(ABC):
                 # An attack whose first gradient pass ran at x reports those logits: no second clean pass.
                 clean_logits = run.clean_logits if run.clean_logits is not None else run.model(run.x)
                 adv_pred = run.model(run.adv).argmax(dim=-1)
+        if not torch.isfinite(clean_logits).all():
+            raise InputError("the model returned NaN or infinite logits for finite images in [0, 1]; its weights "
+                             "or its forward pass are broken, so no accuracy can be measured")
         clean_pred = clean_logits.argmax(dim=-1)
         success = adv_pred == run.target if run.target is not None else adv_pred != run.y
         return AttackResult(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from advlab.attacks.base import ForwardCounter, frozen_eval
+from advlab.attacks.base import ForwardCounter, frozen_eval, probe_logits
 from advlab.errors import InputError
 
 # Images used to probe an undeclared model for randomness inside an attack: two passes on this many.
@@ -28,12 +28,13 @@ def is_randomized(model: nn.Module, x: torch.Tensor, *, passes: int = 2, rtol: f
 
     Two logits tensors differ "beyond float noise" when ``max |a - b| > rtol * (1 + max |a|)``; nondeterministic
     GPU kernels change logits by ~1e-6 relative, a noise layer by far more. The model's mode and parameter
-    flags are restored afterwards.
+    flags are restored afterwards. Being a first contact with the model, the first pass raises
+    :class:`InputError` for images the model cannot take or non-finite logits (:func:`probe_logits`).
     """
     if passes < 2:
         raise InputError(f"randomness detection needs at least 2 forward passes, got {passes}")
     with frozen_eval(model), torch.no_grad():
-        first = model(x)
+        first = probe_logits(model, x)
         scale = float(first.abs().max()) if first.numel() else 0.0
         for _ in range(passes - 1):
             if float((model(x) - first).abs().max()) > rtol * (1.0 + scale):

@@ -243,6 +243,24 @@ def check_randomness_without_eot(model: nn.Module, x: torch.Tensor, *, attack: A
         "deterministic model" if not randomized else f"randomized model attacked with EOT ({samples} samples)")
 
 
+def check_finite_outputs(model: nn.Module, x: torch.Tensor, eps: float, norm: Norm | str, *,
+                         draws: int = 5) -> CheckResult:
+    """Warn if the logits are NaN or infinite on the points or on random points of their ε-ball.
+
+    A model whose outputs are not finite gives meaningless accuracies (the argmax of NaN is an arbitrary class)
+    and gradients, so every other number of the evaluation is in doubt.
+    """
+    bad = 0
+    with frozen_eval(model), torch.no_grad():
+        bad += int((~torch.isfinite(model(x))).any(dim=-1).sum())
+        for _ in range(draws):
+            bad += int((~torch.isfinite(model(sample_in_ball(x, eps, norm)))).any(dim=-1).sum())
+    total = x.shape[0] * (draws + 1)
+    return _result("finite_outputs", "finite-outputs", bad > 0, {"non_finite": bad, "evaluated": total},
+                   f"{bad} of {total} forward passes returned NaN or infinite logits; no accuracy is meaningful",
+                   f"all {total} forward passes (points and {draws} random draws in the ε-ball) gave finite logits")
+
+
 def _registered(name: str, **settings: Any) -> Attack | None:
     """A registered attack built with the settings it has, or None when ``name`` is not registered."""
     from advlab.attacks.registry import ATTACKS
@@ -320,6 +338,7 @@ def run_checks(
         ("saturated_softmax", "saturated-softmax", lambda: check_saturated_softmax(model, x), True),
         ("randomness_without_eot", "randomness-without-eot",
          lambda: check_randomness_without_eot(model, x, attack=iterative), iterative is not None),
+        ("finite_outputs", "finite-outputs", lambda: check_finite_outputs(model, x, eps, norm), True),
     ]
     results = []
     device = x.device
