@@ -84,6 +84,9 @@ def data_verify_command(data_dir: Optional[Path] = DataDirOption) -> None:
     console.print(table)
     if failures:
         raise AdvlabError(f"{failures} file(s) under {root} fail their checksum: download them again")
+    if results and all(result.missing for result in results):
+        raise AdvlabError(f"no dataset file was found under {root}: pass the folder that holds mnist/ or "
+                          "cifar-10-batches-py/ with --data-dir (or $ADVLAB_DATA), or fetch them with --download")
 
 
 ModelArgOption = typer.Option([], "--model-arg", help="Model argument name=value (repeatable), e.g. width=2.")
@@ -121,6 +124,7 @@ def train_command(
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(Path("runs/train"), "--out", help="Checkpoints (last/best) and training state."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run --out already holds."),
     robust_check: int = typer.Option(
         0, "--robust-check", help="PGD-10 accuracy at the defense's ε on this many validation (else training) "
         "images each epoch; best checkpoint by it (guards fast_fgsm against catastrophic overfitting)."),
@@ -133,8 +137,11 @@ def train_command(
     """Train a model (optionally with a defense) and evaluate it on the test split after every epoch."""
     from advlab.cli_util import parse_kwargs, split_scoped_kwargs
     from advlab.data.sources import load_dataset
-    from advlab.training.recipe import train_with_defense
+    from advlab.outputs import check_training_folder
+    from advlab.training.recipe import resolve_device, train_with_defense
 
+    check_training_folder(out, resume=resume, overwrite=overwrite)
+    resolve_device(device)
     train_set = load_dataset(dataset, "train", data_dir=data_dir, n=n, seed=seed, download=download)
     test_set = load_dataset(dataset, "test", data_dir=data_dir, download=download)
     result = train_with_defense(
@@ -188,6 +195,10 @@ def attack_command(
 
     from advlab.distributed import init_from_env, is_main, rank_device
 
+    from advlab.outputs import check_output_file
+
+    if save_adv is not None:
+        check_output_file(save_adv, "--save-adv", (".safetensors", ".npz"))
     device = resolve_device(device)
     if init_from_env(device):  # under torchrun: each rank attacks its share of the batches
         device = str(rank_device(device))
@@ -257,8 +268,10 @@ def evaluate_command(
     from advlab.evaluate.pipeline import evaluate_model, parse_analyses, print_summary
     from advlab.models.loading import load_model
     from advlab.progress import cli_progress
+    from advlab.outputs import check_writable
     from advlab.training.recipe import resolve_device
 
+    check_writable(out, "--out")
     device = resolve_device(device)
     loaded = load_model(model, weights, model_args=parse_kwargs(model_arg), trust_pickle=trust_pickle, device=device)
     data = load_dataset(dataset, split, data_dir=data_dir, n=n, seed=seed)
@@ -312,6 +325,10 @@ def reproduce_command(
         if name is None and not list_:
             raise AdvlabError("name a preset to run, e.g. `advlab reproduce fooling-noise`")
         return
+    from advlab.outputs import check_writable
+
+    if out is not None:
+        check_writable(out, "--out")
     result = run_preset(name, scale=scale, data_dir=data_dir, out_dir=out, console=console, quiet=quiet,
                         device=resolve_device(device))
     console.print(f"results: {result.markdown_path}")

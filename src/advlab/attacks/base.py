@@ -191,6 +191,8 @@ def validate_inputs(
     """Raise :class:`InputError` for anything that breaks the input contract (DESIGN.md §3.1)."""
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise InputError("images must be a floating-point torch tensor (N, C, H, W) with values in [0, 1]")
+    if x.dtype == torch.float64:
+        raise InputError("images are float64, but models take float32 (DESIGN.md §3.1): pass x.float()")
     if x.dim() != 4:
         raise InputError(f"images must have shape (N, C, H, W), got {tuple(x.shape)}")
     if x.shape[0] == 0:

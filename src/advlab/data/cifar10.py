@@ -88,7 +88,7 @@ def load_batch_file(path: Path) -> dict[bytes, Any]:
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
             OverflowError, MemoryError, OSError) as exc:
         raise DataError(f"{path} is truncated or corrupt ({type(exc).__name__}: {exc}). Delete it and download "
-                        "it again (download=True or the official archive)") from exc
+                        "it again (--download, or the official archive)") from exc
     if not isinstance(content, dict):
         raise DataError(f"{path} holds a {type(content).__name__}, not a CIFAR-10 batch dict; replace it with "
                         "the official file")

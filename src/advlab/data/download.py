@@ -91,7 +91,7 @@ def verify_files(expected_files: Iterable[ExpectedFile]) -> list[FileCheck]:
 def missing_files_message(dataset: str, folder: Path, names: Sequence[str], *, downloadable: bool = True) -> str:
     """The one message every loader gives when files are absent: which files, where to put them, what to pass."""
     listing = ", ".join(names)
-    how = ("pass download=True (CLI: --download) to fetch them, " if downloadable else "")
+    how = ("pass --download (Python: download=True) to fetch them, " if downloadable else "")
     return (f"{dataset} files not found: put {listing} into {folder}/, or {how}or point --data-dir "
             f"(or ${DATA_ENV_VAR}) at a folder that holds {folder.name}/")
 

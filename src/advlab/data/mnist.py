@@ -61,7 +61,7 @@ def _decompress(path: Path) -> bytes:
         return gzip.decompress(path.read_bytes())
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a cut-off stream is an EOFError
         raise DataError(f"{path} is truncated or not a valid gzip file ({exc}). Delete it and download it again "
-                        "(download=True or the official file); `advlab data verify` checks every file") from exc
+                        "(--download, or the official file); `advlab data verify` checks every file") from exc
 
 
 def read_idx(path: Path, magic: int, item_shape: tuple[int, ...]) -> np.ndarray:

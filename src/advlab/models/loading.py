@@ -94,6 +94,9 @@ def load_model(
     weights = None if weights is None else Path(weights)
     if weights is not None and not weights.exists():
         raise CheckpointError(f"weights file {weights} does not exist; check the path")
+    if weights is not None and weights.is_dir():
+        raise InputError(f"--weights {weights} is a folder; name the checkpoint file in it (e.g. "
+                         f"{weights / 'last.safetensors'})")
     if weights is not None and weights.suffix == ".safetensors" and card_path(weights).exists():
         card = read_card(weights)
         if model and ":" not in model and card["model"].get("name") not in (None, model):

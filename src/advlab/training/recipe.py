@@ -25,10 +25,23 @@ from advlab.training.loop import TrainResult, evaluate, fit
 
 
 def resolve_device(device: str | None) -> str:
-    """``"auto"``/None -> ``"cuda"`` when a GPU is visible, else ``"cpu"``; anything else unchanged."""
+    """``"auto"``/None -> ``"cuda"`` when a GPU is visible, else ``"cpu"``; ``cpu``, ``cuda`` and ``cuda:N``
+    are checked against this machine and this torch build (an :class:`InputError` says what to use instead)."""
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    text = str(device).strip().lower()
+    if text == "cpu":
+        return "cpu"
+    if text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit()):
+        if not torch.cuda.is_available():
+            build = "a CPU-only torch build" if torch.version.cuda is None else "no visible CUDA GPU"
+            raise InputError(f"--device {device}: this machine has {build} (torch {torch.__version__}); use "
+                             "--device cpu, or auto")
+        index = int(text[5:]) if ":" in text else 0
+        if index >= torch.cuda.device_count():
+            raise InputError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+        return text
+    raise InputError(f"unknown --device {device!r}; use cpu, cuda, cuda:N or auto")
 
 
 @dataclass
