@@ -138,16 +138,22 @@ def train_command(
     from advlab.cli_util import parse_kwargs, split_scoped_kwargs
     from advlab.data.sources import load_dataset
     from advlab.outputs import check_training_folder
-    from advlab.training.recipe import resolve_device, train_with_defense
+    from advlab.training.recipe import build_defenses, resolve_device, train_with_defense
 
     check_training_folder(out, resume=resume, overwrite=overwrite)
     resolve_device(device)
+    defense_args = split_scoped_kwargs(parse_kwargs(defense_arg), defense)
+    for card in build_defenses(defense, defense_args).cards:  # every setting in use, defaults included
+        if not quiet:
+            settings = ", ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+                                 for key, value in card.items() if key != "name")
+            console.print(f"defense {card['name']}: {settings}", highlight=False, soft_wrap=True)
     train_set = load_dataset(dataset, "train", data_dir=data_dir, n=n, seed=seed, download=download)
     test_set = load_dataset(dataset, "test", data_dir=data_dir, download=download)
     result = train_with_defense(
         model, train_set, test_set,
         model_args=parse_kwargs(model_arg), defenses=defense,
-        defense_args=split_scoped_kwargs(parse_kwargs(defense_arg), defense),
+        defense_args=defense_args,
         config=dict(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, momentum=momentum,
                     nesterov=nesterov, weight_decay=weight_decay, schedule=schedule, pct_start=pct_start,
                     milestones=tuple(milestones),

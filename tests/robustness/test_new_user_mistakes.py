@@ -98,3 +98,20 @@ def test_float64_images_through_the_python_api_are_refused_with_the_fix() -> Non
 
 def test_a_folder_with_no_dataset_file_fails_verification(tmp_path: Path, cli_env: dict[str, str]) -> None:
     _one_line_error(_advlab("data", "verify", "--data-dir", str(tmp_path), env=cli_env), "no dataset file")
+
+
+def test_a_defense_setting_of_the_wrong_type_is_refused_before_training(tmp_path: Path,
+                                                                        cli_env: dict[str, str]) -> None:
+    completed = _advlab(*TRAIN, "--defense", "pgd_at", "--defense-arg", "eps=abc", "--out", str(tmp_path / "r"),
+                        env=cli_env)
+    _one_line_error(completed, "eps must be a number", "'abc'")
+    assert not (tmp_path / "r").exists()
+
+
+def test_training_prints_every_setting_of_its_defenses(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    args = [a for a in TRAIN if a != "--quiet"]
+    completed = _advlab(*args, "--defense", "fgsm_mixed", "--defense-arg", "eps=0.2", "--out", str(tmp_path / "r"),
+                        env=cli_env)
+    assert completed.returncode == 0, completed.stderr
+    line = next(line for line in completed.stdout.splitlines() if line.startswith("defense fgsm_mixed:"))
+    assert "eps=0.2" in line and "clean_weight=0.5" in line

@@ -57,6 +57,33 @@ class DefenseSetup:
         return tuple(pattern for t in self.transforms for pattern in getattr(t, "no_weight_decay", ()))
 
 
+def check_setting_types(name: str, settings: Mapping[str, Any]) -> None:
+    """Refuse a setting whose value cannot be what the defense's default is (``eps=abc`` where a number goes).
+
+    Command-line values arrive parsed as Python literals (``0.3``, ``True``) or as strings; a string or a bool
+    where the default is a number, or a non-bool where it is a bool, is a typo the defense would only trip over
+    in the middle of training. The defaults are read from a default instance (defenses are light dataclasses).
+    """
+    from advlab.defenses.registry import create_defense
+
+    if not settings:
+        return
+    try:
+        defaults = create_defense(name)
+    except InputError:  # a defense with required settings: its own constructor checks them
+        return
+    for key, value in settings.items():
+        default = getattr(defaults, key, None)
+        if isinstance(default, bool):
+            wrong, wanted = not isinstance(value, bool), "True or False"
+        elif isinstance(default, (int, float)):
+            wrong, wanted = isinstance(value, (bool, str)) or not isinstance(value, (int, float)), "a number"
+        else:
+            continue
+        if wrong:
+            raise InputError(f"defense {name!r}: {key} must be {wanted} (default {default!r}), got {value!r}")
+
+
 def build_defenses(names: Sequence[str], settings: Mapping[str, Mapping[str, Any]]) -> DefenseSetup:
     """Create each named defense with ``settings[name]``; e.g. ``["pni", "pgd_at"]`` is PNI-W trained with PGD.
 
@@ -70,6 +97,7 @@ def build_defenses(names: Sequence[str], settings: Mapping[str, Mapping[str, Any
     setup = DefenseSetup()
     for name in names:
         kind = DEFENSES.entry(name).info["kind"]
+        check_setting_types(name, settings.get(name, {}))
         defense = create_defense(name, **dict(settings.get(name, {})))
         if kind in ("objective", "both"):
             if setup.objective is not None:
