@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import json
 
 import pytest
@@ -98,3 +99,16 @@ def test_raw_results_are_recognised_by_shape() -> None:
     assert broken.kind == "other" and "transfer" in broken.note
     with pytest.raises(InputError):
         curve_payload([1, 2], [0.5], x_label="σ")
+
+
+def test_check_explanations_render_their_emphasis_not_literal_asterisks() -> None:
+    from advlab.report.content import load_check_explanations
+    from advlab.report.html import inline_markdown
+
+    assert str(inline_markdown("leaves *more* points, **warn**, `a*b`, 2 * 3")) == (
+        "leaves <em>more</em> points, <strong>warn</strong>, <code>a*b</code>, 2 * 3")
+    explanations = load_check_explanations()
+    assert len(explanations) >= 9
+    for anchor, text in explanations.items():
+        rendered = re.sub(r"<code>.*?</code>", "", str(inline_markdown(text)))
+        assert "*" not in rendered, f"{anchor}: {rendered}"

@@ -36,10 +36,12 @@ def _environment() -> jinja2.Environment:
 
 
 def inline_markdown(text: str) -> Markup:
-    """Escape ``text``, then render the little markdown of advlab/evaluate/checks.md: `code` and **bold**."""
+    """Escape ``text``, then render the little markdown of advlab/evaluate/checks.md: `code`, **bold**, *italic*."""
     escaped = html_lib.escape(text, quote=False)
     escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
     escaped = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", escaped)
+    # Single asterisks around a word or phrase (no space inside the markers), as in "leaves *more* points".
+    escaped = re.sub(r"(?<![\w*])\*(?=\S)([^*]*?\S)\*(?![\w*])", r"<em>\1</em>", escaped)
     return Markup(escaped)
 
 
