@@ -31,6 +31,7 @@ from torch import nn
 
 from advlab.errors import InputError, looks_like_shape_mismatch
 from advlab.modes import restored_modes
+from advlab.precision import autocast
 
 
 # The key under which run() may hand back the clean logits it computed anyway (see Attack.run).
@@ -257,6 +258,10 @@ class Attack(ABC):
     # backward of ResNet-20 and the CIFAR CNN 1.2-1.5x faster, the 1-channel MNIST CNN unchanged; an option,
     # not a default, because models that call .view() on conv outputs need contiguous tensors.
     channels_last: bool = False
+    # "fp32", "bf16" or "auto" (bf16 where the hardware runs it natively: advlab.precision). bf16 autocast covers
+    # the attack's own forward and backward passes; projection, the clean pass and the final pass that decides
+    # success stay fp32, so a bf16 attack can only be weaker, never report a success fp32 would not see.
+    precision: str = "fp32"
 
     @property
     def budget(self) -> float | None:
@@ -332,7 +337,8 @@ class Attack(ABC):
             y = clean_logits.argmax(dim=-1)
         y = y.to(torch.int64)
         target = None if target is None else target.to(torch.int64)
-        output = self.run(counter, x, y, target)
+        with autocast(self.precision, x.device):
+            output = self.run(counter, x, y, target)
         # run() may return (adv, extras) to report per-sample information (C&W's best L2, queries per image).
         adv, extras = output if isinstance(output, tuple) else (output, {})
         extras = dict(extras)
