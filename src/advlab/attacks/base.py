@@ -192,8 +192,6 @@ def validate_inputs(
     """Raise :class:`InputError` for anything that breaks the input contract (DESIGN.md §3.1)."""
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise InputError("images must be a floating-point torch tensor (N, C, H, W) with values in [0, 1]")
-    if x.dtype == torch.float64:
-        raise InputError("images are float64, but models take float32 (DESIGN.md §3.1): pass x.float()")
     if x.dim() != 4:
         raise InputError(f"images must have shape (N, C, H, W), got {tuple(x.shape)}")
     if x.shape[0] == 0:
@@ -324,6 +322,11 @@ class Attack(ABC):
         if target is not None and not self.supports_targeted:
             raise InputError(f"{type(self).__name__} does not support targeted attacks; drop target=...")
         validate_inputs(x, y, target)
+        weights = next((p for p in model.parameters() if p.is_floating_point()), None)
+        if weights is not None and weights.dtype != x.dtype:
+            casts = {torch.float32: "x.float()", torch.float64: "x.double()"}
+            cast = casts.get(weights.dtype, f"x.to({weights.dtype})")
+            raise InputError(f"the images are {x.dtype} but the model's weights are {weights.dtype}: pass {cast}")
         x = x.detach()
         if self.channels_last:
             model = ChannelsLastInput(model).eval()
