@@ -117,3 +117,29 @@ def test_every_attack_meant_to_fool_does_so_on_a_trained_network(name: str, trai
         assert float(result.success.float().mean()) >= 0.4, f"{name}: targeted success {result.success_rate:.3f}"
     else:
         assert_fools(result, name)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bounded_attacks_move_to_another_budget_and_unbounded_ones_refuse(name: str, trained_mlp) -> None:
+    from advlab.errors import InputError
+
+    attack = build(name, trained_mlp)
+    if not attack.is_bounded():
+        assert attack.budget is None
+        with pytest.raises(InputError, match="no ε budget"):
+            attack.at(0.1)
+        return
+    moved = attack.at(0.05)
+    assert moved.eps == 0.05 and type(moved) is type(attack)  # type: ignore[attr-defined]
+    assert dataclasses.replace(moved, eps=attack.eps) == attack  # type: ignore[attr-defined]
+
+
+def test_a_step_given_as_a_fraction_of_eps_follows_eps() -> None:
+    from advlab.attacks.pgd import PGD
+    from advlab.errors import InputError
+
+    assert PGD(eps=0.3, step_fraction=0.25).alpha == pytest.approx(0.075)
+    assert PGD(eps=0.3, step_fraction=0.25).at(8 / 255).alpha == pytest.approx(2 / 255)
+    assert PGD(eps=0.3, step_size=0.01).at(0.1).alpha == 0.01  # an absolute step stays absolute
+    with pytest.raises(InputError, match="not both"):
+        PGD(eps=0.3, step_size=0.01, step_fraction=0.25)

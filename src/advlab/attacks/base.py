@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -266,6 +267,18 @@ class Attack(ABC):
         """The ε-ball radius the base class projects onto (None: unbounded, e.g. C&W, DeepFool)."""
         eps = getattr(self, "eps", None)
         return None if eps is None else float(eps)
+
+    @classmethod
+    def is_bounded(cls) -> bool:
+        """True for attacks with an ε budget (an ``eps`` setting): they have curves over ε and join cascades."""
+        return dataclasses.is_dataclass(cls) and any(f.name == "eps" for f in dataclasses.fields(cls))
+
+    def at(self, eps: float) -> Attack:
+        """The same attack at budget ``eps`` (settings relative to ε, such as PGD's ``step_fraction``, follow)."""
+        if not self.is_bounded():
+            raise InputError(f"{type(self).__name__} has no ε budget (it minimizes the perturbation), so it has "
+                             "no version at another ε")
+        return dataclasses.replace(self, eps=float(eps))  # type: ignore[type-var]
 
     @final
     def __call__(

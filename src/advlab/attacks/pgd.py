@@ -222,6 +222,8 @@ class PGD(Attack):
     Args:
         eps: L∞ radius in [0, 1] pixel units (default 8/255; Madry's MNIST setting is 0.3).
         step_size: α per step in the same units; default ``2.5 · eps / steps`` (Madry et al.).
+        step_fraction: α as a fraction of ε instead (``0.25`` is α = ε/4); it follows ε in :meth:`at` and in
+            curves, where a fixed ``step_size`` would not. Give at most one of the two.
         steps: gradient steps (default 10). random_start: start uniformly in the ε-ball (default True).
         start_in_box: clip the random start to [0, 1] (default True). False takes the first gradient at the
             unclipped start, outside the image box where x is near 0 or 1, as Wong et al.'s MNIST code does
@@ -249,6 +251,7 @@ class PGD(Attack):
 
     eps: float = 8 / 255
     step_size: float | None = None
+    step_fraction: float | None = None
     steps: int = 10
     random_start: bool = True
     start_in_box: bool = True
@@ -262,13 +265,22 @@ class PGD(Attack):
 
     def __post_init__(self) -> None:
         check_settings(self.eps, self.norm, self.steps, self.step_size, self.restarts)
+        if self.step_fraction is not None:
+            if self.step_size is not None:
+                raise InputError("give step_size (absolute) or step_fraction (of eps), not both")
+            if not (isinstance(self.step_fraction, (int, float)) and self.step_fraction > 0):
+                raise InputError(f"step_fraction must be a number > 0, got {self.step_fraction!r}")
         make_loss(self.loss, targeted=False)
         resolve_gradient(self.gradient, self.eot_samples)
 
     @property
     def alpha(self) -> float:
-        """The step size actually used (``step_size`` or Madry's ``2.5 · eps / steps``)."""
-        return 2.5 * self.eps / self.steps if self.step_size is None else float(self.step_size)
+        """The step size actually used: ``step_size``, ``step_fraction · eps``, or Madry's ``2.5 · eps / steps``."""
+        if self.step_size is not None:
+            return float(self.step_size)
+        if self.step_fraction is not None:
+            return float(self.step_fraction) * self.eps
+        return 2.5 * self.eps / self.steps
 
     def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -50,8 +49,7 @@ def run_attack_campaign(
     import advlab.attacks  # noqa: F401 - registers every attack
 
     base = create_attack(attack_name, **dict(settings or {}))
-    has_eps = any(f.name == "eps" for f in dataclasses.fields(base))
-    if epsilons and not has_eps:
+    if epsilons and not base.is_bounded():
         raise InputError(f"attack {attack_name!r} has no eps budget (it minimizes the perturbation); drop --eps")
     budgets: list[float | None] = list(epsilons) if epsilons else [getattr(base, "eps", None)]
     target = None
@@ -62,7 +60,7 @@ def run_attack_campaign(
         target = target_rule(targeted, model, num_classes, seed)
     rows = []
     for eps in budgets:
-        attack = dataclasses.replace(base, eps=eps) if has_eps and eps is not None else base
+        attack = base.at(eps) if eps is not None and base.is_bounded() else base
         torch.manual_seed(seed)  # random starts and noise draws repeat from run to run
         rows.append(CampaignRow(eps, run_attack(model, data, attack, target=target, batch_size=batch_size,
                                                 device=device, keep_adversarial=keep_adversarial)))

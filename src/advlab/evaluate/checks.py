@@ -103,7 +103,7 @@ def check_unbounded_attack(
 
     With ε = 1 every image can become any image, so a working attack must fool (almost) everything.
     """
-    if not any(f.name == "eps" for f in dataclasses.fields(attack)):
+    if not attack.is_bounded():
         return _skip("unbounded_attack", "unbounded-attack", f"{type(attack).__name__} has no eps setting")
     big = 1.0 if attack.norm is Norm.LINF else float(x[0].numel()) ** 0.5
     changes: dict[str, Any] = {"eps": big}
@@ -280,7 +280,7 @@ def default_check_attacks(eps: float, norm: Norm | str = Norm.LINF, steps: int =
     linf = Norm(norm) is Norm.LINF
     return {
         "single_step": _registered("fgsm" if linf else "fgm", eps=eps),
-        "iterative": _registered("pgd" if linf else "pgd_l2", eps=eps, steps=steps, step_size=eps / 4),
+        "iterative": _registered("pgd" if linf else "pgd_l2", eps=eps, steps=steps, step_fraction=0.25),
         # Square is L∞ only for now; the L2 black-box check skips.
         "black_box": _registered("square", eps=eps, steps=500) if linf else None,
     }

@@ -30,7 +30,6 @@ draws one plot per attack.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import re
@@ -183,7 +182,7 @@ def _extra_plans(names: Sequence[str], norm: Norm) -> tuple[list[AttackPlan], li
     bounded, unbounded = [], []
     for name in names:
         factory = ATTACKS.entry(name).factory  # UnknownNameError with "did you mean" for a typo
-        has_eps = dataclasses.is_dataclass(factory) and any(f.name == "eps" for f in dataclasses.fields(factory))
+        has_eps = isinstance(factory, type) and issubclass(factory, Attack) and factory.is_bounded()
 
         def build(eps: float | None, name: str = name) -> Attack:
             try:
@@ -562,7 +561,7 @@ def _pgd(eps: float, norm: Norm, *, steps: int) -> Attack:
     import advlab.attacks  # noqa: F401 - registers every attack
     from advlab.attacks.registry import create_attack
 
-    return create_attack("pgd" if norm is Norm.LINF else "pgd_l2", eps=eps, steps=steps, step_size=eps / 4)
+    return create_attack("pgd" if norm is Norm.LINF else "pgd_l2", eps=eps, steps=steps, step_fraction=0.25)
 
 
 def _targeted_pgd(eps: float, norm: Norm) -> Attack:

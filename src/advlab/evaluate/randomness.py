@@ -16,7 +16,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
-from torch import nn
 
 from advlab.attacks.base import Attack
 from advlab.attacks.randomized import declares_stochastic, is_randomized

@@ -1,7 +1,7 @@
 """Robust accuracy of a model under an attack: one setting, or a whole curve over ε in one call.
 
 ``robust_accuracy_curve(model, data, PGD(eps=0.3, steps=20), [0.05, 0.1, 0.2, 0.3])`` builds one attack per ε
-with ``dataclasses.replace(attack, eps=e)`` (Foolbox 3's "one call, a list of ε"), runs it batched over the
+with ``attack.at(e)`` (Foolbox 3's "one call, a list of ε"), runs it batched over the
 data, and reports per ε: robust accuracy, success rate, mean/median perturbation norms and queries.
 
 Randomized models (Athalye et al. 2018, arXiv:1802.00420): when two eval-mode forward passes differ, the
@@ -16,7 +16,6 @@ the same call skips them and returns the same numbers.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -184,7 +183,7 @@ def robust_accuracy_curve(
     Args:
         model: [0, 1] images -> logits; left in the mode it came in.
         data: an ImageDataset or ``(x, y)`` with x float (N, C, H, W) in [0, 1].
-        attack: any Attack with an ``eps`` field; one copy per ε via ``dataclasses.replace``.
+        attack: any bounded Attack (an ``eps`` setting); one copy per ε via :meth:`Attack.at`.
         epsilons: radii in [0, 1] pixel units, e.g. ``[2/255, 4/255, 8/255]``.
         batch_size: points per attack call.
         device: where to run (default: the model's device); the data moves there one batch at a time.
@@ -197,7 +196,7 @@ def robust_accuracy_curve(
         model_card: the model's card, written into the state key (the weights hash is always included).
         progress: None, a callback ``(done, total, description)`` or a rich Progress.
     """
-    if not dataclasses.is_dataclass(attack) or not any(f.name == "eps" for f in dataclasses.fields(attack)):
+    if not attack.is_bounded():
         raise InputError(f"{type(attack).__name__} has no eps setting, so it has no curve over ε; "
                          "use evaluate_attack(model, data, attack) instead")
     if not epsilons:
@@ -205,7 +204,7 @@ def robust_accuracy_curve(
     for eps in epsilons:
         if not isinstance(eps, (int, float)) or math.isnan(eps) or eps < 0:
             raise InputError(f"every epsilon must be a number >= 0, got {eps!r}")
-    stages = [dataclasses.replace(attack, eps=float(eps)) for eps in epsilons]
+    stages = [attack.at(float(eps)) for eps in epsilons]
     return _evaluate(model, data, stages, attack, batch_size=batch_size, device=device, trials=trials, eot=eot,
                      eot_samples=eot_samples, randomized=randomized, seed=seed, state_path=state_path,
                      model_card=model_card, progress=progress, kind="curve")

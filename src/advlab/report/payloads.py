@@ -30,7 +30,6 @@ EpsilonResult of C&W or ZOO) go into ``analyses`` as they are.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -192,7 +191,7 @@ def adversarial_examples_payload(
     ``attack`` must have an ``eps`` field; it is replaced per ε. Confidence = softmax probability of the
     predicted class. The model is left in the mode it came in (the attack and ``frozen_eval`` restore it).
     """
-    if not any(f.name == "eps" for f in dataclasses.fields(attack)):
+    if not attack.is_bounded():
         raise InputError(f"{type(attack).__name__} has no eps setting; pass an attack with an ε budget")
     if not epsilons:
         raise InputError("pass at least one epsilon")
@@ -209,7 +208,7 @@ def adversarial_examples_payload(
         num_classes = int(model(x[:1]).shape[-1])
     rows = []
     for eps in epsilons:
-        adv = dataclasses.replace(attack, eps=float(eps))(model, x, y).adv
+        adv = attack.at(float(eps))(model, x, y).adv
         adv_pred, adv_confidence = predict(adv)
         rows.append({"eps": float(eps), "norm": attack.norm.value, "images": _images(adv, encoding, decimals),
                      "pred": adv_pred, "confidence": adv_confidence})
