@@ -1,9 +1,15 @@
 """Random input noise as a defense: noise-augmented training objectives and an inference-time noise wrapper.
 
 From "CNNs and adversarial examples" (van Everdingen): training images get random-sign noise ε·R, R ∈ {−1, +1}^d
-uniformly at random (the cheapest "adversarial-looking" perturbation: the same L∞ size as FGSM, random
+uniformly at random (Eq. 2; the cheapest "adversarial-looking" perturbation: the same L∞ size as FGSM, random
 direction), and, as the usual baseline, Gaussian noise σ·N(0, I). At inference, the same noise can be added before
 classification, either one draw per forward pass or a majority vote over several draws.
+
+Two ways to train on random-sign copies:
+    * :func:`with_random_sign_set`: the paper's "Random Adversarial Training" (§6): ONE set of random-sign
+      examples, made before training, added to the training set (train on the union with plain cross-entropy).
+    * :class:`RandomSignNoiseTraining`: a fresh draw for every batch, the alternative the paper suggests but does
+      not test (§6).
 
 All scales are in [0, 1] pixel units; noisy images are clipped back to [0, 1] so the model sees valid images.
 
@@ -23,6 +29,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
+from advlab.data.dataset import ImageDataset
 from advlab.defenses.adversarial_training import PerturbedInputObjective
 from advlab.errors import InputError
 
@@ -52,6 +59,35 @@ def add_noise(x: torch.Tensor, kind: NoiseKind, scale: float, *, clip: bool = Tr
     return noisy.clamp(0.0, 1.0) if clip else noisy
 
 
+def random_sign_set(data: ImageDataset, eps: float, *, seed: int = 0) -> ImageDataset:
+    """The random-sign copy of ``data`` (Eq. 2 of van Everdingen): ``clip(x + ε·R)``, R uniform in {−1, +1}^d.
+
+    Drawn once, from ``seed``, for every image. Datasets hold uint8 images, so ``x + ε·R`` is rounded to the
+    1/255 grid stochastically: a pixel moves by ⌊255ε⌋ or ⌈255ε⌉ levels with the probabilities that make its
+    expected move exactly ε (ε = 0.01 = 2.55/255: 2 or 3 levels, 3 with probability 0.55), always in R's
+    direction. Then clipped to [0, 255]. Same shape, labels and classes as ``data``.
+    """
+    check_noise("random_sign", eps)
+    generator = torch.Generator().manual_seed(seed)
+    signs = torch.randint(0, 2, data.images.shape, generator=generator, dtype=torch.int8).float().mul_(2).sub_(1)
+    uniform = torch.rand(data.images.shape, generator=generator)
+    levels = torch.floor(255.0 * eps * signs + uniform)  # stochastic rounding: E[levels] = 255·ε·R
+    images = (data.images.float() + levels).clamp_(0, 255).to(torch.uint8)
+    return ImageDataset(images, data.labels.clone(), data.classes, f"{data.name}+random_sign({eps:g})", data.info)
+
+
+def with_random_sign_set(data: ImageDataset, eps: float, *, seed: int = 0) -> ImageDataset:
+    """``data`` followed by its :func:`random_sign_set`: the training set of the paper's Random AT (2N images).
+
+    Example::
+
+        fit(model, with_random_sign_set(cifar_train, 0.01), config=config)   # plain cross-entropy on the union
+    """
+    copies = random_sign_set(data, eps, seed=seed)
+    return ImageDataset(torch.cat([data.images, copies.images]), torch.cat([data.labels, copies.labels]),
+                        data.classes, f"{data.name}+random_sign_set({eps:g})", data.info)
+
+
 @dataclass(kw_only=True)
 class _NoiseAugmentation(PerturbedInputObjective):
     """``clean_weight · CE(x) + (1 − clean_weight) · CE(clip(x + scale·R))`` with a fresh draw per batch.
@@ -75,6 +111,9 @@ class _NoiseAugmentation(PerturbedInputObjective):
 @dataclass(kw_only=True)
 class RandomSignNoiseTraining(_NoiseAugmentation):
     """Training on images plus random-sign noise ε·R, R ∈ {−1, +1}^d ("CNNs and adversarial examples").
+
+    A fresh draw for every batch: the variant van Everdingen suggests but does not test (§6). The paper's own
+    Random Adversarial Training uses one set drawn before training: :func:`with_random_sign_set`.
 
     Args: scale: ε in [0, 1] units (e.g. 0.1 or 0.3 on MNIST); clean_weight: default 0.5.
 

@@ -126,7 +126,8 @@ def _per_epoch_adversarial(**settings: Any) -> Any:
 
 @register_defense("random_sign_training", kind="objective", stochastic=False,
                   paper="van Everdingen, CNNs and adversarial examples",
-                  summary="training images plus random-sign noise eps*R, R in {-1,+1}^d")
+                  summary="training images plus random-sign noise eps*R, R in {-1,+1}^d, a fresh draw per batch "
+                          "(the paper's one pre-drawn set: advlab.defenses.noise.with_random_sign_set)")
 def _random_sign_training(**settings: Any) -> Any:
     from advlab.defenses.noise import RandomSignNoiseTraining
 
