@@ -218,9 +218,10 @@ class DenoiserDefense:
     clean_weight: float = 0.0
     attack: str = "fgsm"
     attack_settings: dict[str, Any] | None = None
+    channels: int = 1
 
-    def build(self, channels: int = 1) -> ConvDenoiser:
-        return ConvDenoiser(channels=channels, width=self.width)
+    def build(self, channels: int | None = None) -> ConvDenoiser:
+        return ConvDenoiser(channels=self.channels if channels is None else channels, width=self.width)
 
     def make_attack(self) -> Any:
         from advlab.attacks.registry import create_attack
@@ -231,9 +232,14 @@ class DenoiserDefense:
     def objective(self, classifier: nn.Module) -> DenoisingObjective:
         return DenoisingObjective(classifier=classifier, attack=self.make_attack(), clean_weight=self.clean_weight)
 
-    def apply(self, classifier: nn.Module, denoiser: nn.Module) -> Purified:
-        return Purified(denoiser, classifier)
+    def apply(self, classifier: nn.Module, denoiser: nn.Module | None = None) -> Purified:
+        """``classifier(denoiser(x))``; without a denoiser a fresh one (to load a saved purified model into)."""
+        purified = Purified(self.build() if denoiser is None else denoiser, classifier)
+        spec = getattr(classifier, "advlab_spec", None)
+        if spec is not None:  # the card names the classifier's architecture; the defense card adds the denoiser
+            purified.advlab_spec = spec  # type: ignore[assignment]
+        return purified
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "width": self.width, "clean_weight": self.clean_weight, "attack": self.attack,
-                "attack_settings": self.attack_settings}
+                "attack_settings": self.attack_settings, "channels": self.channels}

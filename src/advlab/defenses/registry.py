@@ -7,10 +7,11 @@ A defense is a training *objective* (passed to ``advlab.train.fit(objective=...)
 * objectives are callables ``(model, x, y) -> scalar loss`` with ``describe()`` and optional ``on_epoch_start``;
 * transforms have ``apply(model)`` and ``describe()``;
 * two-stage recipes (``distillation``: teacher then student; ``denoiser``: a second network in front of the
-  classifier) have explicit methods for each stage (see their classes).
+  classifier) have explicit methods for each stage (see their classes); ``advlab train`` runs both stages
+  (:func:`advlab.training.recipe.train_two_stage`), and their ``apply(model)`` rebuilds the deployed model.
 
 Every object's ``describe()`` is ``{"name": registry name, **settings}`` and :func:`defense_from_card` rebuilds it
-from that dict. Each entry's info says ``kind`` ("objective" | "transform" | "both"), whether it makes the model
+from that dict. Each entry's info says ``kind`` ("objective" | "transform" | "both" | "recipe"), whether it makes the model
 ``stochastic`` (evaluation then uses EOT and repeated trials), the ``paper`` and a one-line ``summary``.
 
 Factories import their module on first use, so importing the registry imports no defense code.
@@ -24,7 +25,7 @@ from typing import Any, Literal
 from advlab.errors import InputError
 from advlab.registry import Registry
 
-DefenseKind = Literal["objective", "transform", "both"]
+DefenseKind = Literal["objective", "transform", "both", "recipe"]
 
 DEFENSES: Registry[Any] = Registry("defense")
 
@@ -33,8 +34,8 @@ def register_defense(
     name: str, *, kind: DefenseKind, stochastic: bool, paper: str = "", summary: str = "", **info: Any
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``@register_defense("pgd_at", kind="objective", stochastic=False, paper=...)`` on a factory."""
-    if kind not in ("objective", "transform", "both"):
-        raise ValueError(f"defense kind must be 'objective', 'transform' or 'both', got {kind!r}")
+    if kind not in ("objective", "transform", "both", "recipe"):
+        raise ValueError(f"defense kind must be 'objective', 'transform', 'both' or 'recipe', got {kind!r}")
     return DEFENSES.register(name, kind=kind, stochastic=stochastic, paper=paper, summary=summary, **info)
 
 
@@ -142,7 +143,7 @@ def _gaussian_augmentation(**settings: Any) -> Any:
     return GaussianNoiseAugmentation(**settings)
 
 
-@register_defense("distillation", kind="objective", stochastic=False,
+@register_defense("distillation", kind="recipe", stochastic=False,
                   paper="Papernot et al. 2016 (arXiv:1511.04508); van Everdingen's T=1 -> T=4 variant",
                   summary="teacher at T, student on soft labels at T, deployed at T = 1 (masks gradients)")
 def _distillation(**settings: Any) -> Any:
@@ -171,7 +172,7 @@ def _mc_dropout(**settings: Any) -> Any:
     return MCDropoutTransform(**settings)
 
 
-@register_defense("denoiser", kind="both", stochastic=False,
+@register_defense("denoiser", kind="recipe", stochastic=False,
                   paper="Wang, Kunin, Pyron, Exploring adversarial input spaces",
                   summary="conv autoencoder trained on (adversarial, clean) pairs, put before the classifier")
 def _denoiser(**settings: Any) -> Any:

@@ -51,6 +51,7 @@ class DefenseSetup:
     objective: Any | None = None
     transforms: list[Any] = field(default_factory=list)
     cards: list[dict[str, Any]] = field(default_factory=list)
+    recipe: Any | None = None  # a two-stage defense (distillation, denoiser): see train_two_stage
 
     @property
     def no_weight_decay(self) -> tuple[str, ...]:
@@ -87,7 +88,9 @@ def check_setting_types(name: str, settings: Mapping[str, Any]) -> None:
 def build_defenses(names: Sequence[str], settings: Mapping[str, Mapping[str, Any]]) -> DefenseSetup:
     """Create each named defense with ``settings[name]``; e.g. ``["pni", "pgd_at"]`` is PNI-W trained with PGD.
 
-    A defense of kind ``both`` serves as the objective and as a transform.
+    A defense of kind ``both`` serves as the objective and as a transform; one of kind ``recipe`` (two stages:
+    distillation, denoiser) is run by :func:`train_two_stage`, with the objective, if any, training its first
+    stage (e.g. van Everdingen's adversarially trained distillation teacher).
     """
     from advlab.defenses.registry import DEFENSES, create_defense
 
@@ -99,6 +102,11 @@ def build_defenses(names: Sequence[str], settings: Mapping[str, Mapping[str, Any
         kind = DEFENSES.entry(name).info["kind"]
         check_setting_types(name, settings.get(name, {}))
         defense = create_defense(name, **dict(settings.get(name, {})))
+        if kind == "recipe":
+            if setup.recipe is not None:
+                raise InputError(f"{name!r} and {setup.recipe.describe()['name']!r} are both two-stage recipes; "
+                                 "choose one")
+            setup.recipe = defense
         if kind in ("objective", "both"):
             if setup.objective is not None:
                 raise InputError(f"{name!r} and {setup.objective.describe()['name']!r} are both training objectives; "
@@ -108,6 +116,18 @@ def build_defenses(names: Sequence[str], settings: Mapping[str, Mapping[str, Any
             setup.transforms.append(defense)
         setup.cards.append(defense.describe())
     return setup
+
+
+def with_transforms(model: nn.Module, transforms: Sequence[Any]) -> nn.Module:
+    """``model`` with each transform applied in order, keeping the architecture spec the checkpoint card records
+    (a wrapper such as input noise or the moment network is rebuilt from the base architecture plus the card's
+    defenses, so the card must name the base)."""
+    spec = getattr(model, "advlab_spec", None)
+    for transform in transforms:
+        model = transform.apply(model)
+    if spec is not None and getattr(model, "advlab_spec", None) is None:
+        model.advlab_spec = spec  # type: ignore[assignment]
+    return model
 
 
 def train_with_defense(
@@ -136,8 +156,7 @@ def train_with_defense(
     split, or else from the training set (Wong et al. check a training minibatch: the collapse shows there
     too), never from the test set that reports the result.
     """
-    from advlab.models import create_model
-    from advlab.models.loading import load_model
+    from advlab.models.loading import build_architecture
 
     device = resolve_device(device)
     setup = build_defenses(defenses, defense_args or {})
@@ -146,12 +165,7 @@ def train_with_defense(
     # Seed before building: torch seeds its global generator randomly per process, so without this two runs
     # with the same --seed would start from different initial weights.
     seed_everything(train_config.seed)
-    if ":" in model_name:
-        model: nn.Module = load_model(model_name, model_args=model_args).model
-    else:
-        model = create_model(model_name, **dict(model_args or {}))
-    for transform in setup.transforms:
-        model = transform.apply(model)
+    model = with_transforms(build_architecture(model_name, model_args or {}), setup.transforms)
 
     val_set = None
     if train_config.val_fraction > 0:
@@ -171,8 +185,62 @@ def train_with_defense(
     card_extra: dict[str, Any] = {"test_dataset": test_set.name}
     if setup.cards:
         card_extra["defenses"] = setup.cards
+    if setup.recipe is not None:
+        def fresh_model() -> nn.Module:  # the second network of a recipe: same architecture and transforms
+            return with_transforms(build_architecture(model_name, model_args or {}), setup.transforms)
+
+        return train_two_stage(setup, model, fresh_model, train_set, config=train_config, val_set=val_set,
+                               out_dir=Path(out_dir), resume=resume, card_extra=card_extra, quiet=quiet,
+                               device=device, eval_hook=test_accuracy)
     return fit(model, train_set, config=train_config, objective=setup.objective, val_set=val_set, out_dir=out_dir,
                resume=resume, card_extra=card_extra, quiet=quiet, device=device, eval_hook=test_accuracy)
+
+
+def train_two_stage(setup: DefenseSetup, first: nn.Module, fresh_model: Any, train_set: ImageDataset, *,
+                    config: TrainConfig, out_dir: Path, card_extra: Mapping[str, Any], **fit_kwargs: Any
+                    ) -> TrainResult:
+    """The two-stage recipes, each leaving the deployable model in ``out_dir/last.safetensors``.
+
+    * ``distillation``: the teacher trains in ``out_dir/teacher`` (at its temperature; with ``setup.objective``
+      when given, e.g. adversarially as van Everdingen's teachers), then a fresh student on its soft labels in
+      ``out_dir`` (Papernot et al. 2016, arXiv:1511.04508).
+    * ``denoiser``: the classifier trains in ``out_dir/classifier`` (with ``setup.objective`` when given), then
+      the denoiser on (attacked, clean) pairs against it in ``out_dir/denoiser``; the purified model
+      ``classifier(denoiser(x))`` is saved in ``out_dir`` with its test accuracy (Wang, Kunin, Pyron's filter).
+    """
+    from advlab.defenses.denoiser import DenoiserDefense, train_denoiser
+    from advlab.defenses.distillation import DefensiveDistillation, TemperatureScaled
+    from advlab.models.checkpoint import save_checkpoint
+
+    recipe, resume = setup.recipe, fit_kwargs.pop("resume", False)
+    eval_hook = fit_kwargs.pop("eval_hook", None)
+    if isinstance(recipe, DefensiveDistillation):
+        stage_one, objective = first, recipe.teacher_objective()
+        if setup.objective is not None:  # its cross-entropies and attack see the teacher's softmax at its T
+            stage_one, objective = TemperatureScaled(first, recipe.teacher_temperature_used), setup.objective
+        fit(stage_one, train_set, config=config, objective=objective, out_dir=out_dir / "teacher", resume=resume,
+            card_extra={**card_extra, "role": "distillation teacher"}, **fit_kwargs)
+        return fit(fresh_model(), train_set, config=config, objective=recipe.student_objective(first.eval()),
+                   out_dir=out_dir, resume=resume, card_extra={**card_extra, "role": "distillation student"},
+                   eval_hook=eval_hook, **fit_kwargs)
+    if isinstance(recipe, DenoiserDefense):
+        classifier = fit(first, train_set, config=config, objective=setup.objective,
+                         out_dir=out_dir / "classifier", resume=resume, eval_hook=eval_hook,
+                         card_extra={**card_extra, "role": "denoiser's classifier"}, **fit_kwargs).model
+        channels = int(train_set.image_shape[0])
+        if recipe.channels != channels:
+            raise InputError(f"the denoiser is set for {recipe.channels}-channel images but the data have "
+                             f"{channels}; pass --defense-arg channels={channels}")
+        run = train_denoiser(recipe.build(), classifier, train_set, attack=recipe.make_attack(), config=config,
+                             clean_weight=recipe.clean_weight, out_dir=out_dir / "denoiser", resume=resume,
+                             card_extra={**card_extra, "role": "denoiser"}, **fit_kwargs)
+        purified = recipe.apply(classifier, run.model)
+        metrics = eval_hook(purified, config.epochs) if eval_hook is not None else {}
+        last = out_dir / "last.safetensors"
+        card = save_checkpoint(last, purified, {**card_extra, "metrics": metrics, "role": "purified classifier"})
+        return TrainResult(model=purified.eval(), history=[{"epoch": config.epochs, **metrics}], best=None,
+                           card=card, last_checkpoint=last, config=config)
+    raise InputError(f"no two-stage training for {type(recipe).__name__}")
 
 
 def _robust_check_hook(objective: Any, check_set: ImageDataset, *, n: int, seed: int) -> Any:

@@ -23,10 +23,11 @@ def test_every_required_name_is_registered_with_kind_and_randomness() -> None:
     names = set(list_defenses())
     assert set(OWN) | {"pni", "stochastic"} <= names
     for entry in DEFENSES:
-        assert entry.info["kind"] in ("objective", "transform", "both"), entry.name
+        assert entry.info["kind"] in ("objective", "transform", "both", "recipe"), entry.name
         assert isinstance(entry.info["stochastic"], bool), entry.name
     assert DEFENSES.entry("input_noise").info["stochastic"] is True
     assert DEFENSES.entry("pgd_at").info["kind"] == "objective"
+    assert {DEFENSES.entry(n).info["kind"] for n in ("distillation", "denoiser")} == {"recipe"}
     assert DEFENSES.entry("mc_dropout").info["kind"] == "transform"
 
 
