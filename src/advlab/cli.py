@@ -118,7 +118,8 @@ def train_command(
     pct_start: float = typer.Option(
         0.3, "--pct-start", help="Share of the steps before the lr peak (onecycle, triangular; Wong et al.: 0.4)."),
     milestones: list[int] = typer.Option([], "--milestone", help="Epoch of an lr step (repeatable)."),
-    augment: str = typer.Option("none", "--augment", help="none or cifar (random crop + flip)."),
+    augment: str = typer.Option("none", "--augment", help="none, cifar (random crop + flip) or "
+                                "flip_shift_brightness_contrast (van Everdingen's CNN paper)."),
     val_fraction: float = typer.Option(0.0, "--val-fraction", help="Share of the training set held out."),
     n: Optional[int] = typer.Option(None, "--n", "--subset", help="Train on a seeded subset of n examples."),
     seed: int = typer.Option(0, "--seed"),

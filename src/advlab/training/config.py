@@ -36,9 +36,9 @@ class TrainConfig:
         warmup_epochs: linear warm-up from lr/steps to lr over this many epochs (not with onecycle, which has
             its own).
     Data:
-        augmentation: ``"none"`` or ``"cifar"`` (see advlab.augment). val_fraction: the share of the training
-            set the caller (CLI) holds out for validation; ``fit`` takes the split sets. drop_last: drop the
-            final incomplete batch of each epoch.
+        augmentation: a registered augmentation: ``"none"``, ``"cifar"`` or ``"flip_shift_brightness_contrast"``
+            (see advlab.augment). val_fraction: the share of the training set the caller (CLI) holds out for
+            validation; ``fit`` takes the split sets. drop_last: drop the final incomplete batch of each epoch.
     Run:
         seed: seeds the data generator (shuffling, augmentation; seed + 1) and, via ``seed_everything``, the
             global generators. amp: bf16 autocast on CUDA (ignored on CPU). channels_last: keep the model's
