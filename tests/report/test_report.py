@@ -99,10 +99,10 @@ def test_markdown_and_html_numbers_match_the_cards(full_report, deterministic_ca
     assert [row[0] for row in rows] == ["mnist_cnn", "mnist_cnn_pni"]
     det = rows[0]
     assert det[4] == "98.00 %"
-    assert det[5:8] == [f"{100 * r['robust_accuracy']:.2f} %" for r in deterministic_card.results]
-    assert det[5:8] == ["81.73 %", "41.21 %", "5.25 %"] and det[8] == "3.00 % (2 attacks)"
+    assert det[6:9] == [f"{100 * r['robust_accuracy']:.2f} %" for r in deterministic_card.results]
+    assert det[6:9] == ["81.73 %", "41.21 %", "5.25 %"] and det[5] == "3.00 % (2 attacks)"
     html_rows = table_rows(html, "summary-table")
-    assert html_rows[0][:5] == ["Model", "Data", "n", "Trials", "Clean"]
+    assert html_rows[0][:6] == ["Model", "Data", "n", "Trials", "Clean", "Worst case (cascade)"]
     assert html_rows[1][5:9] == det[5:9] and html_rows[2][5:8] == rows[1][5:8]
     cw = markdown_rows(markdown, "Model | Attack")
     assert cw[0][:4] == ["mnist_cnn", "cw", "100.00 %", "0.00 %"] and cw[0][4] == "2.5"
@@ -112,7 +112,7 @@ def test_randomized_card_shows_mean_and_std_over_trials(full_report, randomized_
     _, html, markdown = full_report
     row = markdown_rows(markdown, "Model")[1]
     trials = [[0.90, 0.70, 0.42], [0.88, 0.66, 0.40], [0.92, 0.71, 0.47]]
-    for column, index in zip(row[5:8], range(3)):
+    for column, index in zip(row[6:9], range(3)):
         mean, std = expected_mean_std([t[index] for t in trials])
         assert column == f"{100 * mean:.2f} ± {100 * std:.2f} %"
     assert row[3] == "3 (randomized), EOT 10"

@@ -78,9 +78,10 @@ def summary_table(entries: Sequence[ModelEntry]) -> Table:
                 columns.append(key)
     first_seen = [c[0] for c in columns]  # group by attack in order of appearance, then ε ascending
     columns.sort(key=lambda key: (first_seen.index(key[0]), key[1] if is_number(key[1]) else float("inf")))
-    headers = ["Model", "Data", "n", "Trials", "Clean"]
+    # The worst case comes right after the clean accuracy: it is the headline, and with many attacks and ε the
+    # table scrolls sideways, which must never hide it.
+    headers = ["Model", "Data", "n", "Trials", "Clean", "Worst case (cascade)"]
     headers += [f"{title} ε={epsilon(eps, norm)}" for title, eps, norm in columns]
-    headers.append("Worst case (cascade)")
     table = Table("summary-table", "Summary", headers, text_columns=4,
                   caption="Accuracy on the evaluated points; robust accuracy is the share of all points still "
                           "classified correctly under attack (mean ± std over trials for randomized models).")
@@ -88,11 +89,6 @@ def summary_table(entries: Sequence[ModelEntry]) -> Table:
         card = entry.card
         cells = [entry.label, str(card.data.get("name", MISSING)), number(card.data.get("n")), trials_text(entry),
                  percent(clean_accuracy(entry))]
-        title = attack_title(entry.attack)
-        by_key = {(title, row.get("eps"), entry.attack.get("norm")): row for row in card.results}
-        for key in columns:
-            row = by_key.get(key)
-            cells.append(percent(row.get("robust_accuracy"), row.get("robust_accuracy_std")) if row else MISSING)
         cascade = card.cascade
         if cascade:
             worst = percent(cascade.get("robust_accuracy"), cascade.get("robust_accuracy_std"))
@@ -100,6 +96,11 @@ def summary_table(entries: Sequence[ModelEntry]) -> Table:
             cells.append(f"{worst} ({stages} attack{'s' if stages != 1 else ''})")
         else:
             cells.append(MISSING)
+        title = attack_title(entry.attack)
+        by_key = {(title, row.get("eps"), entry.attack.get("norm")): row for row in card.results}
+        for key in columns:
+            row = by_key.get(key)
+            cells.append(percent(row.get("robust_accuracy"), row.get("robust_accuracy_std")) if row else MISSING)
         table.rows.append(Row(cells, entry.color))
     return table
 
