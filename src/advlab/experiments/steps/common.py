@@ -18,6 +18,7 @@ from advlab.experiments.runner import ExperimentContext
 from advlab.io import write_bytes
 from advlab.models.registry import create_model
 from advlab.objectives import CrossEntropy
+from advlab.seed import seed_everything
 from advlab.train import TrainConfig, evaluate, fit
 
 _TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -43,7 +44,12 @@ def train_config(settings: dict[str, Any], device: torch.device, **overrides: An
 def train_model(ctx: ExperimentContext, arch: str, train_set: ImageDataset, *, objective: Any = None,
                 label: str = "", model_kwargs: dict[str, Any] | None = None, model: nn.Module | None = None,
                 **overrides: Any) -> nn.Module:
-    """Build ``arch`` (unless ``model`` is given) and train it with the scale's recipe; returns it in eval mode."""
+    """Build ``arch`` (unless ``model`` is given) and train it with the scale's recipe; returns it in eval mode.
+
+    Seeds every generator from the preset's ``seed`` first: torch seeds its global generator randomly per
+    process, so without this a network's initial weights, and every number measured on it, changed run to run.
+    """
+    seed_everything(int(ctx.settings.get("seed", 0)))
     model = model if model is not None else create_model(arch, **(model_kwargs or {}))
     config = train_config(ctx.settings, ctx.device, **overrides)
     ctx.log(f"training {label or arch}: {config.epochs} epochs, {config.optimizer} lr {config.lr}, "
