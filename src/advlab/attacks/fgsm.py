@@ -6,8 +6,13 @@ the loop, the losses, the gradient seam (EOT, finite differences) and the target
 Papers:
     * FGSM: Goodfellow, Shlens, Szegedy, "Explaining and Harnessing Adversarial Examples" (2015, arXiv:1412.6572):
       ``x' = x + ε · sign(∇ₓ CE(x, y))``.
-    * Targeted FGSM (Wang, Kunin, Pyron, "Exploring adversarial input spaces"): ``x' = x + ε · sign(∇ₓ log F_t(x))``
-      ascends the target's log-probability (``loss="ce"`` with ``target=...``).
+    * Targeted FGSM as Wang, Kunin, Pyron write it ("Exploring Adversarial Input Spaces for Convolutional Neural
+      Network Defense", §1.1): ``x' = x + ε · sign(∇ₓ F_t(x))`` with ``F_t`` the **score** (logit) of the target
+      class t: ``loss="score"`` with ``target=...``. The default ``loss="ce"`` with a target ascends the target's
+      log-probability ``log softmax_t`` instead (the usual targeted FGSM); the two signs agree on most pixels but
+      not all, because ``∇ log softmax_t = ∇F_t − Σ_k softmax_k ∇F_k``.
+    * Non-sign gradient step (the same paper, §2.2: "Instead of perturbing images by the sign of the gradient, we
+      update by the gradient"): :class:`GradientStep`.
     * Least-likely class (Kurakin, Goodfellow, Bengio 2016, arXiv:1607.02533): the target is the argmin of the
       clean logits; success is still judged as misclassification (``fgsm_ll`` / ``least_likely=True``).
 """
@@ -40,7 +45,8 @@ class FGSM(Attack):
 
     Args:
         eps: L∞ radius in [0, 1] pixel units (default 8/255; 0.1-0.3 on MNIST).
-        loss: "ce" (default), "margin"/"cw" or "dlr"; with ``target=...`` the targeted variant (Wang et al.).
+        loss: "ce" (default), "margin"/"cw", "dlr" or "score" (the class logit: untargeted descends ``F_y``,
+            targeted ascends ``F_t``, Wang et al.'s formula); with ``target=...`` the targeted variant.
         least_likely: step toward the least-likely clean class (Kurakin et al.); success = misclassification.
         gradient / eot_samples: gradient estimator (None: autograd); ``eot_samples > 1`` averages n passes.
 
@@ -50,6 +56,7 @@ class FGSM(Attack):
 
         result = FGSM(eps=0.1)(model, x, y)
         targeted = FGSM(eps=0.1)(model, x, target=torch.full_like(y, 3))
+        wang = FGSM(eps=0.3, loss="score")(model, x, target=torch.full_like(y, 3))  # sign of ∇F_t
     """
 
     norm: ClassVar[Norm] = Norm.LINF
@@ -112,16 +119,46 @@ class FGM(FGSM):
 @register_attack("gradient_step", family="gradient", norm="linf")
 @dataclass(frozen=True, kw_only=True)
 class GradientStep(FGSM):
-    """Non-sign gradient step (Wang, Kunin, Pyron, "Exploring adversarial input spaces"): keeps the gradient's shape.
+    """Non-sign gradient step: keeps the gradient's shape (Wang, Kunin, Pyron, §2.2: "Instead of perturbing images
+    by the sign of the gradient, we update by the gradient").
 
-    The paper steps along the raw gradient scaled by ε; raw gradients have no fixed size, so this implementation
-    rescales per sample: ``x' = x + ε · g / max|g|``. The step's L∞ norm is exactly ε (before clipping to
-    [0, 1]), which makes it comparable with FGSM at the same ε while most pixels move much less than ε.
-    Other arguments as :class:`FGSM`.
+    The paper steps along the raw gradient and states neither its scale nor a step count. Raw gradients have no
+    fixed size, so this implementation (not in the paper: our choice) rescales every step per image to an L∞ size:
+    ``x_{k+1} = Π(x_k + α · g_k / max|g_k|)``, Π the projection onto the ε-ball and the [0, 1] box. With the
+    default ``steps=1`` this is one step of L∞ size exactly ε (before clipping), comparable with FGSM at the same ε
+    while most pixels move much less than ε. ``steps > 1`` iterates with step ``α = step_size`` (default ε/steps)
+    and stops an image at its first success (the target reached, or misclassification when untargeted).
+    Use ``loss="score"`` for the paper's gradient of the class score ``F_t``; the default "ce" follows
+    ``log softmax_t``. Other arguments as :class:`FGSM`.
 
     Example::
 
-        result = GradientStep(eps=0.3)(model, x, target=t)
+        result = GradientStep(eps=1.0, loss="score")(model, x, target=t)
+        iterated = GradientStep(eps=1.0, steps=40, step_size=0.05, loss="score")(model, x, target=t)
     """
 
     step_rule: ClassVar[StepRule] = StepRule.SCALED
+
+    steps: int = 1
+    step_size: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_settings(self.eps, self.norm, self.steps, self.step_size)
+
+    @property
+    def alpha(self) -> float:
+        """The L∞ size of one step: ``step_size``, or ε/steps (one step of size ε by default)."""
+        return self.eps / self.steps if self.step_size is None else float(self.step_size)
+
+    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
+            ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss_target, success_target = least_likely_targets(self, model, x, target)
+        estimator = resolve_gradient(self.gradient, self.eot_samples)
+        return gradient_iterations(
+            model, x, y, loss_target=loss_target, success_target=success_target, eps=self.eps, norm=self.norm,
+            step_rule=self.step_rule, step_size=self.alpha, steps=self.steps, random_start=False, restarts=1,
+            loss=make_loss(self.loss, loss_target is not None), estimator=estimator,
+            # One step keeps FGSM's behaviour (no early stop); iterations stop each image at its first success.
+            early_stop=self.steps > 1,
+        )

@@ -1,8 +1,11 @@
 """Monte-Carlo dropout as a vote ensemble and an adversarial-input detector.
 
-Paper: Wang, Kunin, Pyron, "Exploring adversarial input spaces" (after Gal & Ghahramani 2016, "Dropout as a
-Bayesian approximation", arXiv:1506.02142): run n forward passes with dropout **on** and let the passes vote; on
-adversarial inputs the passes disagree more than on clean ones, so the vote distribution is a detection score.
+Paper: Wang, Kunin, Pyron, "Exploring Adversarial Input Spaces for Convolutional Neural Network Defense", §3.2
+(after Gal & Ghahramani 2016, "Dropout as a Bayesian approximation", arXiv:1506.02142): run a collection of
+forward passes "with dropout enabled between layers" and take the class with a plurality of the votes. The paper
+hypothesizes that the votes vary more on adversarial inputs than on clean ones and shows the vote histogram of one
+clean and one adversarial image (its Fig. 5); it gives neither the number of passes nor a detection score. The
+scores below and :func:`roc_auc` turn that hypothesis into a measurable detector (advlab's extension).
 
 Only the dropout modules are switched to train mode; everything else (batch-norm above all) stays in eval mode, so
 the only randomness is the dropout masks and batch statistics never leak between images.

@@ -4,7 +4,9 @@
 * :func:`pixel_histograms`: pixel-value histograms of clean vs adversarial images;
 * :func:`average_perturbation_images`: the mean perturbation per source class;
 * :func:`average_adversarial_grid`: the 10×10 grid of mean adversarial images, row i = source class,
-  column j = target class of a targeted attack, diagonal = the clean class means.
+  column j = target class of a targeted attack, diagonal = the clean class means (Fig. 1 of the paper);
+  :func:`targeted_pairs` runs the attacks and :func:`grid_from_pairs` averages them, over every attack or over
+  the successful ones only.
 
 All functions return tensors or dataclasses (plots live in ``advlab.report``) and run batched.
 """
@@ -19,7 +21,13 @@ from torch import nn
 
 from advlab.attacks.base import Attack, frozen_eval, perturbation_norms
 from advlab.errors import InputError
-from advlab.evaluate.inputs import DataLike, EvalData, as_eval_data, check_batch_size, model_device
+from advlab.evaluate.inputs import (
+    DataLike,
+    EvalData,
+    as_eval_data,
+    check_batch_size,
+    model_device,
+)
 from advlab.evaluate.progress import ProgressLike, ProgressReporter
 from advlab.evaluate.randomness import seeded
 from advlab.evaluate.runner import NORMS, run_attack
@@ -103,26 +111,43 @@ def average_perturbation_images(
 
 
 @dataclass(frozen=True)
-class AverageAdversarialGrid:
-    """Mean adversarial images of a targeted attack, by source (row) and target (column) class.
+class TargetedPairs:
+    """Every point of a dataset attacked towards every other class: M = N·(K − 1) records, one per pair.
 
     Attributes:
-        images: (K, K, C, H, W); ``images[i, j]`` is the mean of the adversarial images of class-i points
-            attacked towards class j (all attacked points, successful or not); ``images[i, i]`` is the mean clean
-            image of class i.
-        counts: (K, K) int64, points averaged per cell (diagonal: class sizes).
-        success_rate: (K, K) share of the cell's points classified as the target (diagonal: clean accuracy).
+        clean: (N, C, H, W) float images in [0, 1]; labels, clean_pred: int64 (N,).
+        index: int64 (M,), the attacked point's position in ``clean``; source = ``labels[index]``.
+        target: int64 (M,), the class the pair was attacked towards (never the source).
+        adv: (M, C, H, W) adversarial images (box-projected); adv_pred: int64 (M,) their predicted classes.
+        num_classes: K.
+
+    A pair succeeded when ``adv_pred == target`` (:attr:`success`).
     """
 
-    images: torch.Tensor
-    counts: torch.Tensor
-    success_rate: torch.Tensor
+    clean: torch.Tensor
+    labels: torch.Tensor
+    clean_pred: torch.Tensor
+    index: torch.Tensor
+    target: torch.Tensor
+    adv: torch.Tensor
+    adv_pred: torch.Tensor
+    num_classes: int
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"counts": self.counts.tolist(), "success_rate": self.success_rate.tolist()}
+    @property
+    def source(self) -> torch.Tensor:
+        return self.labels[self.index]
+
+    @property
+    def success(self) -> torch.Tensor:
+        return self.adv_pred == self.target
+
+    def select(self, source: int, target: int, *, successful: bool = True) -> torch.Tensor:
+        """Positions (into the M pairs) of the ``source → target`` pairs, only the successful ones by default."""
+        chosen = (self.source == source) & (self.target == target)
+        return (chosen & self.success if successful else chosen).nonzero().squeeze(1)
 
 
-def average_adversarial_grid(
+def targeted_pairs(
     model: nn.Module,
     data: DataLike | EvalData,
     attack: Attack,
@@ -132,10 +157,10 @@ def average_adversarial_grid(
     device: torch.device | str | None = None,
     seed: int = 0,
     progress: ProgressLike = None,
-) -> AverageAdversarialGrid:
-    """Attack every point towards every other class and average by (source, target); see the dataclass.
+) -> TargetedPairs:
+    """Attack every point towards each of the other K − 1 classes, one target class at a time (seeded per target).
 
-    Costs K - 1 targeted attacks per point: subset the data first (e.g. 20 points per class).
+    Costs K − 1 targeted attacks per point: subset the data first (e.g. 20 points per class).
     """
     check_batch_size(batch_size)
     data = as_eval_data(data)
@@ -149,36 +174,103 @@ def average_adversarial_grid(
     labels = data.labels.cpu()
     if int(labels.max()) >= num_classes:
         raise InputError(f"labels go up to {int(labels.max())} but the model has {num_classes} classes")
-    shape = tuple(data.images.shape[1:])
-    sums = torch.zeros(num_classes, num_classes, *shape)
-    counts = torch.zeros(num_classes, num_classes, dtype=torch.int64)
-    hits = torch.zeros(num_classes, num_classes)
-    clean = data.float_images()
-    sums[torch.arange(num_classes), torch.arange(num_classes)] = torch.zeros(num_classes, *shape).index_add_(
-        0, labels, clean)
-    class_sizes = torch.bincount(labels, minlength=num_classes)
-    counts[torch.arange(num_classes), torch.arange(num_classes)] = class_sizes
-    reporter = ProgressReporter(progress, num_classes, "average adversarial grid")
+    index, targets, adv, adv_pred = [], [], [], []
+    reporter = ProgressReporter(progress, num_classes, "targeted pairs")
     for target in range(num_classes):
-        index = (labels != target).nonzero().squeeze(1)
-        if index.numel():
-            subset = EvalData(data.images[index], data.labels[index], data.name)
+        chosen = (labels != target).nonzero().squeeze(1)
+        if chosen.numel():
+            subset = EvalData(data.images[chosen], data.labels[chosen], data.name)
             with seeded(seed, "grid", target, device=device):
-                run = run_attack(model, subset, attack, target=torch.full((index.numel(),), target),
+                run = run_attack(model, subset, attack, target=torch.full((chosen.numel(),), target),
                                  batch_size=batch_size, device=device, keep_adversarial=True)
             assert run.adv is not None
-            source = run.labels
-            sums[:, target].index_add_(0, source, run.adv)
-            counts[:, target] += torch.bincount(source, minlength=num_classes)
-            hits[:, target].index_add_(0, source, (run.adv_pred == target).float())
+            index.append(chosen)
+            targets.append(torch.full((chosen.numel(),), target, dtype=torch.int64))
+            adv.append(run.adv)
+            adv_pred.append(run.adv_pred)
         reporter.advance()
     with frozen_eval(model), torch.no_grad():
-        predictions = torch.cat([model(x).argmax(dim=-1).cpu() for x, _ in data.batches(batch_size, device)])
-    hits[torch.arange(num_classes), torch.arange(num_classes)] = torch.zeros(num_classes).index_add_(
-        0, labels, (predictions == labels).float())
-    denominator = counts.clamp_min(1)
+        clean_pred = torch.cat([model(x).argmax(dim=-1).cpu() for x, _ in data.batches(batch_size, device)])
+    return TargetedPairs(clean=data.float_images().cpu(), labels=labels, clean_pred=clean_pred,
+                         index=torch.cat(index), target=torch.cat(targets), adv=torch.cat(adv),
+                         adv_pred=torch.cat(adv_pred), num_classes=num_classes)
+
+
+@dataclass(frozen=True)
+class AverageAdversarialGrid:
+    """Mean adversarial images of a targeted attack, by source (row) and target (column) class.
+
+    Attributes:
+        images: (K, K, C, H, W); ``images[i, j]`` is the mean of the adversarial images of class-i points
+            attacked towards class j: all of them, or with ``successful_only`` only those classified as j
+            (zeros where none succeeded); ``images[i, i]`` is the mean clean image of class i.
+        counts: (K, K) int64, images averaged per cell (diagonal: class sizes).
+        success_rate: (K, K) share of the cell's attacked points classified as the target (diagonal: clean
+            accuracy).
+        successes: (K, K) int64, successful attacks per cell (diagonal: correctly classified clean points);
+            None when not recorded.
+        successful_only: whether the off-diagonal means average successful attacks only.
+    """
+
+    images: torch.Tensor
+    counts: torch.Tensor
+    success_rate: torch.Tensor
+    successes: torch.Tensor | None = None
+    successful_only: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"counts": self.counts.tolist(), "success_rate": self.success_rate.tolist(),
+                               "successful_only": self.successful_only}
+        if self.successes is not None:
+            out["successes"] = self.successes.tolist()
+        return out
+
+
+def grid_from_pairs(pairs: TargetedPairs, *, successful_only: bool = False) -> AverageAdversarialGrid:
+    """The (source, target) grid of mean images of ``pairs``; with ``successful_only`` a cell averages only the
+    attacks that reached its target (Wang et al.'s Fig. 1: "originally labeled as class i, but perturbed such
+    that it would be classified as class j"). The diagonal holds the clean class means either way."""
+    k, shape = pairs.num_classes, tuple(pairs.clean.shape[1:])
+    diagonal = torch.arange(k)
+    source, success = pairs.source, pairs.success
+    averaged = success if successful_only else torch.ones_like(success)
+    cell = source * k + pairs.target  # flat (row, column) index of each pair
+    sums = torch.zeros(k * k, *shape).index_add_(0, cell[averaged], pairs.adv[averaged].float())
+    counts = torch.bincount(cell[averaged], minlength=k * k).view(k, k)
+    attempts = torch.bincount(cell, minlength=k * k).view(k, k)
+    successes = torch.bincount(cell[success], minlength=k * k).view(k, k)
+    sums = sums.view(k, k, *shape)
+    sums[diagonal, diagonal] = torch.zeros(k, *shape).index_add_(0, pairs.labels, pairs.clean)
+    class_sizes = torch.bincount(pairs.labels, minlength=k)
+    counts[diagonal, diagonal] = class_sizes
+    attempts[diagonal, diagonal] = class_sizes
+    successes[diagonal, diagonal] = torch.bincount(pairs.labels[pairs.clean_pred == pairs.labels], minlength=k)
     return AverageAdversarialGrid(
-        images=sums / denominator.view(num_classes, num_classes, 1, 1, 1),
+        images=sums / counts.clamp_min(1).view(k, k, 1, 1, 1),
         counts=counts,
-        success_rate=hits / denominator,
+        success_rate=successes / attempts.clamp_min(1),
+        successes=successes,
+        successful_only=successful_only,
     )
+
+
+def average_adversarial_grid(
+    model: nn.Module,
+    data: DataLike | EvalData,
+    attack: Attack,
+    *,
+    num_classes: int | None = None,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+    seed: int = 0,
+    progress: ProgressLike = None,
+    successful_only: bool = False,
+) -> AverageAdversarialGrid:
+    """Attack every point towards every other class and average by (source, target); see the dataclass.
+
+    ``successful_only=True`` averages only the attacks that reached their target (the paper's Fig. 1 reading).
+    Costs K - 1 targeted attacks per point: subset the data first (e.g. 20 points per class).
+    """
+    pairs = targeted_pairs(model, data, attack, num_classes=num_classes, batch_size=batch_size, device=device,
+                           seed=seed, progress=progress)
+    return grid_from_pairs(pairs, successful_only=successful_only)
