@@ -272,7 +272,9 @@ def evaluate_command(
     report. Killed mid-run, the same command resumes where it stopped."""
     from advlab.cli_util import default_epsilons, parse_eps_list, parse_kwargs
     from advlab.data.sources import load_dataset
-    from advlab.evaluate.pipeline import evaluate_model, parse_analyses, print_summary
+    from advlab.evaluate.pipeline import evaluate_model, parse_analyses
+    from advlab.report import build_report
+    from advlab.report.console import print_summary
     from advlab.models.loading import load_model
     from advlab.progress import cli_progress
     from advlab.outputs import check_writable
@@ -289,6 +291,7 @@ def evaluate_command(
             analyses=parse_analyses(analyses), checks=not no_checks, trials=trials, eot=not no_eot,
             batch_size=batch_size, seed=seed, out_dir=out, progress=progress, device=device,
         )
+    build_report([card], out, sources=[out / "card.json"])
     print_summary(card, console)
     console.print(f"card: {out / 'card.json'}")
     console.print(f"report: {out / 'report.html'}")

@@ -39,10 +39,11 @@ from rich.table import Table
 
 from advlab.data.sources import load_dataset
 from advlab.evaluate.card import EvaluationCard
-from advlab.evaluate.pipeline import evaluate_model, print_summary
+from advlab.evaluate.pipeline import evaluate_model
 from advlab.io import write_json
 from advlab.models import create_model
 from advlab.report import build_report
+from advlab.report.console import print_summary
 from advlab.seed import seed_everything
 from advlab.train import TrainConfig, fit
 
@@ -110,7 +111,7 @@ def _comparison(cards: dict[str, EvaluationCard]) -> Table:
 
 def _attack_curve(card: EvaluationCard, label: str) -> dict[float, float]:
     """``{eps: robust accuracy}`` of the suite attack ``label`` (headline curve or a ``curve:`` analysis)."""
-    from advlab.evaluate.pipeline import summary_rows
+    from advlab.report.console import summary_rows
 
     for name, points in summary_rows(card):
         if name == label:
@@ -146,7 +147,7 @@ def run_demo(out_dir: Path, *, console: Console | None = None, quiet: bool = Fal
                 model, model_card, test_set, suite="quick", epsilons=list(DEMO_EPSILONS), norm="linf",
                 analyses=set(DEMO_ANALYSES), checks=True, out_dir=out_dir / f"eval-{name}", progress=progress,
                 analysis_points=sizes.analysis_points, grid_per_class=sizes.grid_per_class,
-                check_points=sizes.check_points, report=False)
+                check_points=sizes.check_points)
         if not quiet:
             print_summary(cards[name], console)
 

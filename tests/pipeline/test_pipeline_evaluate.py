@@ -1,4 +1,5 @@
-"""evaluate_model end to end on a tiny trained MLP: card, report, curves, cascade, checks, analyses, reuse."""
+"""evaluate_model end to end on a tiny trained MLP: card, curves, cascade, checks, analyses, reuse; the report
+drawn from its card."""
 
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ from advlab.evaluate.pipeline import (
     evaluate_model,
     fold_in_curve_runs,
     parse_analyses,
-    print_summary,
-    summary_rows,
 )
+from advlab.report import build_report
 from advlab.report.analyses import normalise
+from advlab.report.console import print_summary, summary_rows
 
 EPSILONS = [0.05, 0.1, 0.2]
 
@@ -40,8 +41,10 @@ def test_evaluate_model_writes_card_and_report_and_reuses_its_state(tiny_mlp, te
     finally:
         counter.close()
 
-    # Files: the card on disk is the card returned; the report is there.
+    # Files: the card on disk is the card returned; the evaluation wrote no report, the report reads the card.
     assert load_card(tmp_path / "card.json").to_dict() == again.to_dict()  # the last run wrote it
+    assert not (tmp_path / "report.html").exists()
+    build_report([tmp_path / "card.json"], tmp_path)
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     markdown = (tmp_path / "report.md").read_text(encoding="utf-8")
 
@@ -109,7 +112,7 @@ def test_evaluate_model_writes_card_and_report_and_reuses_its_state(tiny_mlp, te
 def test_randomized_model_is_evaluated_with_eot_and_trials(tiny_mlp, test_points, tmp_path) -> None:
     noisy = NoisyInput(tiny_mlp, std=0.2)
     card = evaluate_model(noisy, {"label": "noisy"}, test_points.subset(40, seed=1), epsilons=[0.1], trials=2,
-                          out_dir=tmp_path, batch_size=64, check_points=12, report=False)
+                          out_dir=tmp_path, batch_size=64, check_points=12)
     assert card.trials == {"count": 2, "randomized": True, "eot_samples": 10}
     assert card.attacks[0]["settings"]["eot_samples"] == 10
     assert all(len(point["trials"]) == 2 for point in card.results)

@@ -85,6 +85,6 @@ def test_killed_evaluation_resumes_to_the_same_card(tiny_mlp, test_points, tmp_p
 
     assert done_before >= 8
     assert without_times(resumed) == without_times(fresh)
-    assert (killed / "card.json").exists() and (killed / "report.html").exists()
+    assert (killed / "card.json").exists()
     # The resumed run skipped the batches the child had finished (fewer forward passes than a fresh run).
     assert resumed_calls < fresh_calls, (resumed_calls, fresh_calls)

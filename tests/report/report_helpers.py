@@ -29,7 +29,7 @@ from advlab.evaluate import (
     pixel_histograms,
 )
 from advlab.evaluate.runner import AttackMetrics
-from advlab.report import (
+from advlab.evaluate.payloads import (
     adversarial_examples_payload,
     average_perturbation_payload,
     curve_payload,

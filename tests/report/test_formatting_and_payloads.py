@@ -12,15 +12,15 @@ from report_helpers import TinyNet
 from advlab.attacks.fgsm import FGSM
 from advlab.errors import InputError
 from advlab.evaluate import GradientNorms, average_perturbation_images
-from advlab.report import (
+from advlab.evaluate.payloads import (
     adversarial_examples_payload,
     curve_payload,
     gradient_norms_payload,
     perturbation_payload,
 )
 from advlab.report.analyses import identify, normalise
-from advlab.report.formatting import epsilon, number, percent
-from advlab.report.payloads import decode_array, encode_array
+from advlab.formatting import epsilon, number, percent
+from advlab.evaluate.payloads import decode_array, encode_array
 
 
 def test_percent_epsilon_and_number_formats() -> None:

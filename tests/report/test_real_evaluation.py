@@ -30,14 +30,14 @@ from advlab.evaluate import (
     run_checks,
     save_card,
 )
-from advlab.report import (
+from advlab.evaluate.payloads import (
     adversarial_examples_payload,
     average_perturbation_payload,
-    build_report,
     gradient_norms_payload,
     grid_payload,
     perturbation_payload,
 )
+from advlab.report import build_report
 
 pytestmark = pytest.mark.slow
 

@@ -215,7 +215,7 @@ def test_images_stored_as_lists_render_like_encoded_ones(tmp_path) -> None:
     import torch
 
     from advlab.evaluate import AverageAdversarialGrid
-    from advlab.report import grid_payload
+    from advlab.evaluate.payloads import grid_payload
 
     grid = AverageAdversarialGrid(torch.rand(3, 3, 1, 6, 6, generator=torch.Generator().manual_seed(0)),
                                   torch.full((3, 3), 2), torch.rand(3, 3, generator=torch.Generator().manual_seed(1)))

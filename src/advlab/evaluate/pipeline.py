@@ -1,4 +1,4 @@
-"""``advlab evaluate`` as one library call: curves, cascade, checks, analyses -> ``card.json`` + the report.
+"""``advlab evaluate`` as one library call: curves, cascade, checks, analyses -> ``card.json``.
 
 :func:`evaluate_model` runs, on one model and one dataset:
 
@@ -9,8 +9,9 @@
    so the worst case is never above a single attack's curve;
 3. the **sanity checks** of :func:`~advlab.evaluate.checks.run_checks` at the largest ε, on a small subset;
 4. the requested **analyses** on a small subset, stored in ``card.analyses`` in the report's payload formats
-   (:mod:`advlab.report.payloads`);
-5. ``out_dir/card.json`` (atomic) and ``out_dir/report.html`` / ``report.md`` (:func:`advlab.report.build_report`).
+   (:mod:`advlab.evaluate.payloads`);
+5. ``out_dir/card.json`` (atomic). The report is drawn from cards by :func:`advlab.report.build_report`, which
+   the caller runs (the CLI does), so this layer never imports the one above it.
 
 Randomized models are detected once (two forward passes, or a ``stochastic = True`` declaration) and every step
 then uses EOT gradients and repeated trials (mean ± std), as the evaluation library does.
@@ -213,7 +214,7 @@ def _grid_subset(dataset: ImageDataset, per_class: int, seed: int) -> ImageDatas
 def _curve_payload(label: str, attack: dict[str, Any], points: list[dict[str, Any]], clean: float,
                    norm: Norm) -> dict[str, Any]:
     """A report ``curve`` payload for one attack, starting at ε = 0 (the clean accuracy)."""
-    from advlab.report.formatting import norm_name
+    from advlab.formatting import norm_name
 
     xs = [p["eps"] for p in points]
     ys = [p["robust_accuracy"] for p in points]
@@ -245,10 +246,9 @@ def evaluate_model(
     analysis_points: int = 200,
     grid_per_class: int = 10,
     check_points: int = 200,
-    report: bool = True,
     device: torch.device | str | None = None,
 ) -> EvaluationCard:
-    """Evaluate ``model`` on ``dataset``; write ``out_dir/card.json`` and the report; return the card.
+    """Evaluate ``model`` on ``dataset``; write ``out_dir/card.json``; return the card.
 
     Args:
         model: [0, 1] images (N, C, H, W) -> logits; left in the mode it came in.
@@ -266,9 +266,8 @@ def evaluate_model(
         checks: run the sanity checks at the largest ε on ``check_points`` points.
         trials / eot: for a randomized model, repetitions (default 5, mean ± std) and EOT gradients (default on).
         batch_size, seed: every batch is seeded from ``seed`` and its coordinates (reruns repeat exactly).
-        out_dir: ``card.json``, ``report.html``, ``report.md`` and the resumable ``state/`` folder go here.
+        out_dir: ``card.json`` and the resumable ``state/`` folder go here.
         progress: None, a callback ``(done, total, description)`` or a rich Progress (one task per step).
-        report: also write the HTML/markdown report (False: only the card).
         device: where to run (default: the model's device).
 
     Raises:
@@ -376,7 +375,7 @@ def evaluate_model(
                 norm=norm_value, honest=honest, seed=seed, batch_size=batch_size, device=device, progress=progress,
                 analysis_points=analysis_points, grid_per_class=grid_per_class, state_dir=state_dir, common=common))
 
-        # 5. The card and the report.
+        # 5. The card.
         curve = RobustnessCurve(attack=head_description, points=(), randomized=randomized,
                                 eot_samples=cascade.eot_samples, trials=n_trials, n=len(data), data_name=data.name)
         card = build_card(
@@ -393,10 +392,6 @@ def evaluate_model(
             trials=n_trials, batches=data.num_batches(batch_size), eps=eps_max, norm=norm_value,
             owner=owner)
         save_card(out / "card.json", card)
-        if report:
-            from advlab.report import build_report
-
-            build_report([card], out, sources=[out / "card.json"])
         return card
 
 
@@ -478,7 +473,7 @@ def _run_analyses(
     common: dict[str, Any],
 ) -> dict[str, Any]:
     """The requested analyses as report payloads (each one a cached, seeded step)."""
-    from advlab.report.payloads import (
+    from advlab.evaluate.payloads import (
         adversarial_examples_payload,
         average_perturbation_payload,
         gradient_norms_payload,
@@ -569,57 +564,3 @@ def _targeted_pgd(eps: float, norm: Norm) -> Attack:
 
 
 # --- the console summary the CLI prints ------------------------------------------------------------------------
-
-def summary_rows(card: EvaluationCard) -> list[tuple[str, list[tuple[float, float, float]]]]:
-    """Per attack, in the evaluation's order: ``(label, [(eps, robust accuracy, std), ...])`` from a card."""
-    rows = []
-    if card.results and card.attacks:
-        rows.append((str(card.attacks[0].get("name")), [(r["eps"], r["robust_accuracy"],
-                                                          r.get("robust_accuracy_std") or 0.0)
-                                                         for r in card.results if r.get("eps") is not None]))
-    for name, payload in card.analyses.items():
-        if isinstance(payload, dict) and payload.get("kind") == "curve" and name.startswith("curve: "):
-            points = payload.get("points") or []
-            rows.append((name[len("curve: "):], [(p["eps"], p["robust_accuracy"], p.get("robust_accuracy_std") or 0.0)
-                                                 for p in points]))
-    # In the evaluation's order (the cascade's stages), not headline first.
-    order = [stage.get("label") for stage in (card.cascade or {}).get("stages", [])]
-    return sorted(rows, key=lambda row: order.index(row[0]) if row[0] in order else len(order))
-
-
-def print_summary(card: EvaluationCard, console: Any) -> None:
-    """Print robust accuracy per attack × ε, the cascade's worst case and the checks' outcome (rich)."""
-    from rich.table import Table
-
-    from advlab.report.formatting import epsilon, norm_name, percent
-
-    norm = card.data.get("norm") or (card.attacks[0].get("norm") if card.attacks else None)
-    rows = summary_rows(card)
-    epsilons = sorted({eps for _, points in rows for eps, _, _ in points})
-    clean = card.results[0].get("clean_accuracy") if card.results else (card.cascade or {}).get("clean_accuracy")
-    label = card.model.get("label") or card.model.get("name") or "model"
-    table = Table(title=f"{label} on {card.data.get('name')} ({card.data.get('n')} points), robust accuracy")
-    table.add_column("attack")
-    table.add_column("clean", justify="right")
-    for eps in epsilons:
-        table.add_column(f"ε={epsilon(eps, norm)} ({norm_name(norm)})", justify="right")
-    for name, points in rows:
-        by_eps = {eps: (acc, std) for eps, acc, std in points}
-        table.add_row(name, percent(clean), *[percent(*by_eps[eps]) if eps in by_eps else "—" for eps in epsilons])
-    if card.cascade:
-        cascade = card.cascade
-        worst_eps = max(epsilons) if epsilons else None
-        table.add_row("worst case (cascade)", percent(cascade.get("clean_accuracy")),
-                      *["" for _ in epsilons[:-1]],
-                      *([percent(cascade.get("robust_accuracy"), cascade.get("robust_accuracy_std"))]
-                        if worst_eps is not None else []), style="bold")
-    console.print(table)
-    if card.trials.get("randomized"):
-        console.print(f"randomized model: {card.trials.get('count')} trials (mean ± std), "
-                      f"EOT {card.trials.get('eot_samples')} gradient samples")
-    if card.checks:
-        counts = {status: sum(c.get("status") == status for c in card.checks) for status in ("pass", "warn", "skip")}
-        console.print(f"sanity checks: {counts['pass']} pass, {counts['warn']} warn, {counts['skip']} skip")
-        for check in card.checks:
-            if check.get("status") == "warn":
-                console.print(f"  [yellow]warn[/] {check.get('name')}: {check.get('message')} ({check.get('doc')})")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from advlab.report.payloads import decode_array
+from advlab.evaluate.payloads import decode_array
 
 # Section order in the report; "other" always last.
 KINDS = (

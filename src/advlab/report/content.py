@@ -18,7 +18,7 @@ import advlab
 from advlab.errors import InputError
 from advlab.report import plots
 from advlab.report.entries import ModelEntry
-from advlab.report.formatting import is_number
+from advlab.formatting import is_number
 from advlab.report.tables import (
     Table,
     attack_title,

@@ -22,7 +22,7 @@ from markupsafe import Markup
 import advlab
 from advlab.report.content import Section
 from advlab.report.entries import ModelEntry
-from advlab.report.formatting import MISSING, epsilon, number, percent
+from advlab.formatting import MISSING, epsilon, number, percent
 from advlab.report.tables import clean_accuracy
 
 

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from advlab.report.formatting import epsilon, norm_name
+from advlab.formatting import epsilon, norm_name
 
 DPI = 120
 STYLE = {

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from advlab.report.entries import ModelEntry
-from advlab.report.formatting import (
+from advlab.formatting import (
     MISSING,
     epsilon,
     is_number,
