@@ -132,41 +132,6 @@ def purification_hook(classifier: nn.Module, val_set: ImageDataset, attack: Any,
     return eval_hook
 
 
-def train_denoiser(
-    denoiser: nn.Module,
-    classifier: nn.Module,
-    train_set: ImageDataset,
-    *,
-    attack: Any,
-    config: Any,
-    clean_weight: float = 0.0,
-    val_set: ImageDataset | None = None,
-    **fit_kwargs: Any,
-) -> Any:
-    """Train ``denoiser`` with the one ``advlab.train.fit`` on (attack(classifier, x), x) pairs.
-
-    ``fit`` drives an image-to-image model without change: its training-accuracy probe only reads (N, classes)
-    outputs, so the denoiser's images are ignored. Its label-based validation (cross-entropy and accuracy of the
-    trained model) does not apply, so ``val_set`` goes to :func:`purification_hook` instead (metrics
-    ``purify_loss``, ``purify_fixed_share``; set ``config.best_metric="purify_loss"`` to keep the best epoch).
-    ``fit_kwargs`` (out_dir, quiet, device, card_extra, ...) go to ``fit``. Returns its ``TrainResult``.
-
-    Example::
-
-        run = train_denoiser(ConvDenoiser(1), classifier, train, attack=FGSM(eps=0.1),
-                             config=TrainConfig(epochs=5, optimizer="adam", lr=1e-3), quiet=True)
-    """
-    from advlab.train import fit
-
-    hook = fit_kwargs.pop("eval_hook", None)
-    if val_set is not None:
-        if hook is not None:
-            raise InputError("give either val_set (purification metrics) or eval_hook, not both")
-        hook = purification_hook(classifier, val_set, attack)
-    objective = DenoisingObjective(classifier=classifier, attack=attack, clean_weight=clean_weight)
-    return fit(denoiser, train_set, config=config, objective=objective, eval_hook=hook, **fit_kwargs)
-
-
 @torch.no_grad()
 def purification_report(denoiser: nn.Module, classifier: nn.Module, clean: torch.Tensor,
                         adversarial: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
@@ -208,6 +173,7 @@ class DenoiserDefense:
         defense = DenoiserDefense(attack="pgd", attack_settings={"eps": 0.3, "steps": 10, "step_size": 0.05})
         denoiser = defense.build(channels=1)
         train_denoiser(denoiser, classifier, train_set, attack=defense.make_attack(), config=TrainConfig(...))
+        # (train_denoiser from advlab.training.two_stage)
         protected = defense.apply(classifier, denoiser)
     """
 

@@ -7,7 +7,8 @@ Recipe (Papernot): train the teacher on hard labels with softmax(z/T); compute s
 on the training set; train the student (same architecture) on them at the same T; deploy the student at T = 1,
 i.e. use its logits unchanged. The variant of "CNNs and adversarial examples" (van Everdingen, §7.2) trains the
 teacher at T = 1 and only raises it to T = 4 to produce the soft labels; the student is trained at T = 4. In that
-paper both teachers are trained adversarially (``run(..., teacher_objective=...)``).
+paper both teachers are trained adversarially
+(:func:`advlab.training.two_stage.train_distillation` with ``teacher_objective=...``).
 
 Why it "works" and why that is gradient masking (Carlini & Wagner 2016, arXiv:1607.04311): a student trained at
 temperature T learns logits about T times larger than a normally trained network. At T = 1 its softmax saturates:
@@ -28,7 +29,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from advlab.attacks.base import frozen_eval
-from advlab.data.dataset import ImageDataset
 from advlab.errors import InputError
 
 
@@ -127,7 +127,9 @@ class DefensiveDistillation:
     Example::
 
         recipe = DefensiveDistillation(temperature=100)
-        teacher_run, student_run = recipe.run(teacher, student, train_set, config=config)
+        teacher_run, student_run = train_distillation(recipe, teacher, student, train_set, config=config)
+
+    (``train_distillation`` from :mod:`advlab.training.two_stage`, where training lives.)
     """
 
     name: ClassVar[str] = "distillation"
@@ -160,52 +162,6 @@ class DefensiveDistillation:
     def teacher_temperature_used(self) -> float:
         """The T the teacher is trained at: ``teacher_temperature``, or ``temperature`` when that is None."""
         return self.temperature if self.teacher_temperature is None else self.teacher_temperature
-
-    def run(self, teacher: nn.Module, student: nn.Module, train_set: ImageDataset, *, config: Any,
-            teacher_config: Any = None, teacher_objective: Any = None, teacher_set: ImageDataset | None = None,
-            **fit_kwargs: Any) -> tuple[Any, Any]:
-        """Train the teacher, then the student, with ``advlab.train.fit``; returns both ``TrainResult`` s.
-
-        ``teacher_objective`` replaces the teacher's plain ``CE(z / T)``: any training objective (e.g.
-        ``PerEpochAdversarialTraining(eps=0.01)`` for van Everdingen's adversarially trained teachers, §7) is run
-        on ``TemperatureScaled(teacher, T_teacher)``, so its cross-entropies are taken at the teacher's
-        temperature and its attack differentiates the teacher's softmax at that temperature. ``teacher_set``
-        trains the teacher on another set (e.g. :func:`~advlab.defenses.noise.with_random_sign_set`); the student
-        always learns on ``train_set``. ``fit_kwargs`` (val_set, device, quiet, ...) go to both runs; an
-        ``out_dir`` gets ``teacher/`` and ``student/`` subfolders. The student's card records the recipe under
-        ``card_extra["defense"]``.
-        """
-        from pathlib import Path
-
-        from advlab.train import fit
-
-        out_dir = fit_kwargs.pop("out_dir", None)
-        extra = dict(fit_kwargs.pop("card_extra", None) or {})
-        teacher_dir = None if out_dir is None else Path(out_dir) / "teacher"
-        student_dir = None if out_dir is None else Path(out_dir) / "student"
-        if teacher_objective is None:
-            trained, objective = teacher, self.teacher_objective()
-        else:  # the objective's plain CE on logits / T is the temperature CE; its attack sees the same softmax
-            trained, objective = TemperatureScaled(teacher, self.teacher_temperature_used), teacher_objective
-        teacher_run = fit(trained, teacher_set if teacher_set is not None else train_set,
-                          config=teacher_config or config, objective=objective, out_dir=teacher_dir,
-                          card_extra={**extra, "role": "distillation teacher"}, **fit_kwargs)
-        student_run = self.train_student(teacher, student, train_set, config=config, out_dir=student_dir,
-                                         card_extra=extra, **fit_kwargs)
-        return teacher_run, student_run
-
-    def train_student(self, teacher: nn.Module, student: nn.Module, train_set: ImageDataset, *, config: Any,
-                      **fit_kwargs: Any) -> Any:
-        """Train ``student`` at ``temperature`` on the soft labels of an already trained ``teacher`` (any network
-        with the student's classes; van Everdingen's final model uses the Random AT model, §8).
-
-        The teacher is only read (eval mode, no gradients). Returns the student's ``TrainResult``.
-        """
-        from advlab.train import fit
-
-        extra = dict(fit_kwargs.pop("card_extra", None) or {})
-        return fit(student, train_set, config=config, objective=self.student_objective(teacher),
-                   card_extra={**extra, "role": "distillation student", "defense": self.describe()}, **fit_kwargs)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "temperature": self.temperature, "teacher_temperature": self.teacher_temperature}

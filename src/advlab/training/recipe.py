@@ -189,58 +189,13 @@ def train_with_defense(
         def fresh_model() -> nn.Module:  # the second network of a recipe: same architecture and transforms
             return with_transforms(build_architecture(model_name, model_args or {}), setup.transforms)
 
+        from advlab.training.two_stage import train_two_stage
+
         return train_two_stage(setup, model, fresh_model, train_set, config=train_config, val_set=val_set,
                                out_dir=Path(out_dir), resume=resume, card_extra=card_extra, quiet=quiet,
                                device=device, eval_hook=test_accuracy)
     return fit(model, train_set, config=train_config, objective=setup.objective, val_set=val_set, out_dir=out_dir,
                resume=resume, card_extra=card_extra, quiet=quiet, device=device, eval_hook=test_accuracy)
-
-
-def train_two_stage(setup: DefenseSetup, first: nn.Module, fresh_model: Any, train_set: ImageDataset, *,
-                    config: TrainConfig, out_dir: Path, card_extra: Mapping[str, Any], **fit_kwargs: Any
-                    ) -> TrainResult:
-    """The two-stage recipes, each leaving the deployable model in ``out_dir/last.safetensors``.
-
-    * ``distillation``: the teacher trains in ``out_dir/teacher`` (at its temperature; with ``setup.objective``
-      when given, e.g. adversarially as van Everdingen's teachers), then a fresh student on its soft labels in
-      ``out_dir`` (Papernot et al. 2016, arXiv:1511.04508).
-    * ``denoiser``: the classifier trains in ``out_dir/classifier`` (with ``setup.objective`` when given), then
-      the denoiser on (attacked, clean) pairs against it in ``out_dir/denoiser``; the purified model
-      ``classifier(denoiser(x))`` is saved in ``out_dir`` with its test accuracy (Wang, Kunin, Pyron's filter).
-    """
-    from advlab.defenses.denoiser import DenoiserDefense, train_denoiser
-    from advlab.defenses.distillation import DefensiveDistillation, TemperatureScaled
-    from advlab.models.checkpoint import save_checkpoint
-
-    recipe, resume = setup.recipe, fit_kwargs.pop("resume", False)
-    eval_hook = fit_kwargs.pop("eval_hook", None)
-    if isinstance(recipe, DefensiveDistillation):
-        stage_one, objective = first, recipe.teacher_objective()
-        if setup.objective is not None:  # its cross-entropies and attack see the teacher's softmax at its T
-            stage_one, objective = TemperatureScaled(first, recipe.teacher_temperature_used), setup.objective
-        fit(stage_one, train_set, config=config, objective=objective, out_dir=out_dir / "teacher", resume=resume,
-            card_extra={**card_extra, "role": "distillation teacher"}, **fit_kwargs)
-        return fit(fresh_model(), train_set, config=config, objective=recipe.student_objective(first.eval()),
-                   out_dir=out_dir, resume=resume, card_extra={**card_extra, "role": "distillation student"},
-                   eval_hook=eval_hook, **fit_kwargs)
-    if isinstance(recipe, DenoiserDefense):
-        classifier = fit(first, train_set, config=config, objective=setup.objective,
-                         out_dir=out_dir / "classifier", resume=resume, eval_hook=eval_hook,
-                         card_extra={**card_extra, "role": "denoiser's classifier"}, **fit_kwargs).model
-        channels = int(train_set.image_shape[0])
-        if recipe.channels != channels:
-            raise InputError(f"the denoiser is set for {recipe.channels}-channel images but the data have "
-                             f"{channels}; pass --defense-arg channels={channels}")
-        run = train_denoiser(recipe.build(), classifier, train_set, attack=recipe.make_attack(), config=config,
-                             clean_weight=recipe.clean_weight, out_dir=out_dir / "denoiser", resume=resume,
-                             card_extra={**card_extra, "role": "denoiser"}, **fit_kwargs)
-        purified = recipe.apply(classifier, run.model)
-        metrics = eval_hook(purified, config.epochs) if eval_hook is not None else {}
-        last = out_dir / "last.safetensors"
-        card = save_checkpoint(last, purified, {**card_extra, "metrics": metrics, "role": "purified classifier"})
-        return TrainResult(model=purified.eval(), history=[{"epoch": config.epochs, **metrics}], best=None,
-                           card=card, last_checkpoint=last, config=config)
-    raise InputError(f"no two-stage training for {type(recipe).__name__}")
 
 
 def _robust_check_hook(objective: Any, check_set: ImageDataset, *, n: int, seed: int) -> Any:

@@ -3,10 +3,11 @@ adversarially") and a student distilled from an already trained network (§8's f
 
 from __future__ import annotations
 
+import importlib
+
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 import torch
 import torch.nn.functional as F
 from training_defense_utils import TinyCNN
@@ -14,6 +15,7 @@ from training_defense_utils import TinyCNN
 from advlab.defenses.adversarial_training import PerEpochAdversarialTraining
 from advlab.defenses.distillation import DefensiveDistillation, TemperatureScaled
 from advlab.defenses.noise import with_random_sign_set
+from advlab.training.two_stage import train_distillation, train_student
 
 
 @dataclass
@@ -37,13 +39,13 @@ class SpyObjective:
 
 
 def test_a_teacher_objective_trains_the_teacher_at_its_temperature(mnist) -> None:
-    train_module = pytest.importorskip("advlab.train")
+    train_module = importlib.import_module("advlab.train")
     config = train_module.TrainConfig(epochs=1, batch_size=100, optimizer="adam", lr=1e-2)
     teacher, student = TinyCNN(), TinyCNN()
     spy = SpyObjective(teacher)
     recipe = DefensiveDistillation(temperature=50.0)
     teacher_set = with_random_sign_set(mnist[0].subset(250), 0.1)  # the teacher may learn on another set
-    teacher_run, student_run = recipe.run(teacher, student, mnist[0].subset(300), config=config, quiet=True,
+    teacher_run, student_run = train_distillation(recipe, teacher, student, mnist[0].subset(300), config=config, quiet=True,
                                           device="cpu", teacher_objective=spy, teacher_set=teacher_set)
     assert len(spy.seen) == 5  # the teacher's 500 images in batches of 100
     assert set(spy.seen) == {(TemperatureScaled, 50.0, True, True)}  # every step: the teacher's logits / 50
@@ -53,13 +55,13 @@ def test_a_teacher_objective_trains_the_teacher_at_its_temperature(mnist) -> Non
 
 
 def test_per_epoch_adversarial_teacher_is_trained_and_the_variant_student_learns_from_it(mnist) -> None:
-    train_module = pytest.importorskip("advlab.train")
+    train_module = importlib.import_module("advlab.train")
     config = train_module.TrainConfig(epochs=2, batch_size=64, optimizer="adam", lr=1e-2)
     torch.manual_seed(0)
     teacher, student = TinyCNN(), TinyCNN()
     before = [p.detach().clone() for p in teacher.parameters()]
     recipe = DefensiveDistillation.van_everdingen()
-    teacher_run, student_run = recipe.run(teacher, student, mnist[0].subset(1500), config=config, quiet=True,
+    teacher_run, student_run = train_distillation(recipe, teacher, student, mnist[0].subset(1500), config=config, quiet=True,
                                           device="cpu", val_set=mnist[1],
                                           teacher_objective=PerEpochAdversarialTraining(eps=0.1))
     assert teacher_run.card["objective"]["name"] == "per_epoch_adversarial"
@@ -69,11 +71,11 @@ def test_per_epoch_adversarial_teacher_is_trained_and_the_variant_student_learns
 
 
 def test_train_student_distils_an_already_trained_network(trained_cnn, mnist) -> None:
-    train_module = pytest.importorskip("advlab.train")
+    train_module = importlib.import_module("advlab.train")
     config = train_module.TrainConfig(epochs=2, batch_size=64, optimizer="adam", lr=1e-2)
     torch.manual_seed(1)
     teacher_state = {k: v.clone() for k, v in trained_cnn.state_dict().items()}
-    run = DefensiveDistillation.van_everdingen().train_student(trained_cnn, TinyCNN(), mnist[0].subset(1500),
+    run = train_student(DefensiveDistillation.van_everdingen(), trained_cnn, TinyCNN(), mnist[0].subset(1500),
                                                                config=config, quiet=True, device="cpu",
                                                                val_set=mnist[1])
     assert run.card["objective"] == {"name": "soft_label_distillation", "temperature": 4.0}
