@@ -23,6 +23,7 @@ PAPER_PARAMETER_COUNTS = {
     "resnet18": 11_173_962,  # kuangliu/pytorch-cifar
     "nin": 966_986,  # Lin et al.'s CIFAR-10 Caffe model without BN: 14,592+30,880+15,456+460,992+2*37,056
     #                  +331,968+37,056+1,930
+    "nin_bn": 968_394,  # the same convs without bias where a BN follows (963,648 + cccp6's 1,930) + 2,816 BN γ/β
 }
 
 

@@ -29,7 +29,14 @@ from torch.autograd.function import once_differentiable
 
 #: Smallest variance used under a square root (σ ≥ 1e-6): keeps Φ(μ/σ) finite and gradients free of 0/0 when a
 #: unit is (numerically) deterministic. For |μ| ≫ 1e-6 the ReLU / max formulas are then exact in float32.
+#: The paper regularizes its denominators with ε = 1e-20 (App. C.2); pass ``var_floor=1e-20`` for that.
 DEFAULT_VAR_FLOOR = 1e-12
+
+#: Standard scores z = μ/σ (ReLU) and a = (μ1 − μ2)/θ (max) are clamped to [−Z_LIMIT, Z_LIMIT] before Φ and φ.
+#: Beyond 10, Φ is 1 or < 1e-23 and φ < 1e-22, so in float32 every moment is unchanged (below 1e-17 relative);
+#: but exp(−z²/2) underflowing to subnormals and erfc of large arguments leave the vectorized CPU kernels for
+#: scalar fallbacks (measured 10-40x slower per element), which made them most of the moment network's cost.
+Z_LIMIT = 10.0
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT_2 = math.sqrt(2.0)
@@ -66,7 +73,7 @@ def max_of_gaussians(mean1: torch.Tensor, var1: torch.Tensor, mean2: torch.Tenso
     """
     theta = torch.sqrt(var1 + var2 + var_floor)
     diff = mean1 - mean2
-    a = diff / theta
+    a = (diff / theta).clamp(-Z_LIMIT, Z_LIMIT)  # see Z_LIMIT: same values, fast kernels
     cdf, cdf_neg, pdf = _normal_cdf(a), _normal_cdf(-a), _normal_pdf(a)
     mean = mean1 * cdf + mean2 * cdf_neg + theta * pdf
     var = (var1 * cdf + var2 * cdf_neg + diff * diff * cdf * cdf_neg
@@ -82,7 +89,9 @@ def relu_moments(mean: torch.Tensor, var: torch.Tensor, *, var_floor: float = DE
     This is the readable reference; networks use :func:`relu_moments_fused` (same values, less memory).
     """
     zero = torch.zeros((), dtype=mean.dtype, device=mean.device)
-    return max_of_gaussians(mean, var, zero, zero, var_floor=var_floor)
+    out = max_of_gaussians(mean, var, zero, zero, var_floor=var_floor)
+    # E[max(0, X)] >= 0; far below zero μΦ + σφ can round to a negative value of size < 1e-17·|μ|.
+    return Moments(out.mean.clamp_min(0.0), out.var)
 
 
 class _ReluMoments(torch.autograd.Function):
@@ -100,10 +109,12 @@ class _ReluMoments(torch.autograd.Function):
     def forward(mean: torch.Tensor, var: torch.Tensor, var_floor: float) -> tuple[torch.Tensor, ...]:
         # In-place steps on 5 fresh buffers: on CPU a fresh large tensor costs more than the arithmetic on it.
         sigma = (var + var_floor).sqrt_()
-        scratch = torch.div(mean, sigma).mul_(-_INV_SQRT_2)  # −z/√2
+        # −z/√2 with z clamped to ±Z_LIMIT (same values in float32, fast kernels; see Z_LIMIT)
+        scratch = torch.div(mean, sigma).clamp_(-Z_LIMIT, Z_LIMIT).mul_(-_INV_SQRT_2)
         cdf = torch.special.erfc(scratch).mul_(0.5)  # Φ(z) = erfc(−z/√2)/2, accurate in both tails
         pdf = scratch.square().neg_().exp_().mul_(_INV_SQRT_2PI)  # φ(z)
-        out_mean = torch.mul(mean, cdf).addcmul_(sigma, pdf)
+        # E[max(0, X)] >= 0; below z = −Z_LIMIT, μΦ + σφ can round to a negative value of size < 1e-17·|μ|.
+        out_mean = torch.mul(mean, cdf).addcmul_(sigma, pdf).clamp_min_(0.0)
         gap = scratch.mul_(-_SQRT_2)  # z
         gap.addcmul_(gap, cdf, value=-1.0).sub_(pdf).mul_(sigma)  # σ(z(1 − Φ) − φ) = μ − m without cancellation
         pdf_over_sigma = pdf.div_(sigma)
@@ -199,11 +210,13 @@ def conv2d_batchnorm_moments(moments: Moments, conv: torch.nn.Conv2d,
     if conv.bias is not None:
         shift = shift + scale * conv.bias
     weight = conv.weight * scale.view(-1, 1, 1, 1)
-    return Moments(conv._conv_forward(moments.mean, weight, shift), conv._conv_forward(moments.var, weight * weight, None))
+    return Moments(conv._conv_forward(moments.mean, weight, shift),
+                   conv._conv_forward(moments.var, weight * weight, None))
 
 
-def avg_pool2d_moments(moments: Moments, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
-                       padding: int | tuple[int, int] = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+def avg_pool2d_moments(moments: Moments, kernel_size: int | tuple[int, int],
+                       stride: int | tuple[int, int] | None = None, padding: int | tuple[int, int] = 0,
+                       ceil_mode: bool = False, count_include_pad: bool = True,
                        divisor_override: int | None = None) -> Moments:
     """Average pooling: mean pooled as usual; var' = Σ_window var / divisor² = avg_pool(var) / divisor. Exact.
 
@@ -267,13 +280,13 @@ def _ceil_mode_extra(size: int, kernel: int, stride: int, padding: int, dilation
     return max(0, (out - 1) * stride + dilation * (kernel - 1) + 1 - (size + 2 * padding))
 
 
-def max_pool2d_moments(moments: Moments, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
-                       padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1,
-                       ceil_mode: bool = False, *, sort: bool = True,
+def max_pool2d_moments(moments: Moments, kernel_size: int | tuple[int, int],
+                       stride: int | tuple[int, int] | None = None, padding: int | tuple[int, int] = 0,
+                       dilation: int | tuple[int, int] = 1, ceil_mode: bool = False, *, sort: bool = True,
                        var_floor: float = DEFAULT_VAR_FLOOR) -> Moments:
     """Max pooling of independent Gaussians: the window's max folded pairwise with :func:`max_of_gaussians`.
 
-    Vectorized over all windows: ``F.unfold`` gives (N·C, k·k, L) windows, ``sort=True`` orders each window by
+    Vectorized over all windows: strided views give (k·k, N·C·L) windows, ``sort=True`` orders each window by
     ascending mean (the paper's choice; the variance follows via ``gather``), then a Python loop over the k·k ≤ 9
     window positions folds max(acc, next). ``sort=False`` folds in raster order. Padding cells (and ceil_mode's
     extra cells) get a mean far below every real mean and zero variance, so max(pad, X) returns X's moments exactly.
@@ -297,14 +310,20 @@ def max_pool2d_moments(moments: Moments, kernel_size: int | tuple[int, int], str
     h_pad, w_pad = mean.shape[-2:]
     h_out = (h_pad - dh * (kh - 1) - 1) // sh + 1
     w_out = (w_pad - dw * (kw - 1) - 1) // sw + 1
-    unfold_args = {"kernel_size": (kh, kw), "dilation": (dh, dw), "stride": (sh, sw)}
-    mean_windows = F.unfold(mean.reshape(n * c, 1, h_pad, w_pad), **unfold_args)  # (N·C, k·k, L)
-    var_windows = F.unfold(var.reshape(n * c, 1, h_pad, w_pad), **unfold_args)
+
+    def windows(t: torch.Tensor) -> torch.Tensor:
+        # (k·k, N·C·H_out·W_out), one strided view per window position stacked in raster order: one copy, and each
+        # position contiguous, so the fold below runs on dense tensors.
+        views = [t[:, :, i * dh:i * dh + (h_out - 1) * sh + 1:sh, j * dw:j * dw + (w_out - 1) * sw + 1:sw]
+                 for i in range(kh) for j in range(kw)]
+        return torch.stack(views).reshape(kh * kw, -1)
+
+    mean_windows, var_windows = windows(mean), windows(var)
     if sort:
-        mean_windows, order = torch.sort(mean_windows, dim=1)
-        var_windows = torch.gather(var_windows, 1, order)
-    acc_mean, acc_var = mean_windows[:, 0], var_windows[:, 0]
+        mean_windows, order = torch.sort(mean_windows, dim=0)
+        var_windows = torch.gather(var_windows, 0, order)
+    acc_mean, acc_var = mean_windows[0], var_windows[0]
     for position in range(1, kh * kw):
-        acc_mean, acc_var = max_of_gaussians(acc_mean, acc_var, mean_windows[:, position], var_windows[:, position],
+        acc_mean, acc_var = max_of_gaussians(acc_mean, acc_var, mean_windows[position], var_windows[position],
                                              var_floor=var_floor)
     return Moments(acc_mean.reshape(n, c, h_out, w_out), acc_var.reshape(n, c, h_out, w_out))

@@ -402,7 +402,7 @@ class MomentNetwork(nn.Module):
         model: the trained classifier ([0, 1] images -> logits). Shared, not copied: later weight changes show.
         input_variance: σ_N² of the independent Gaussian noise on each input pixel, in [0, 1] pixel units (>= 0).
         sort_maxpool: fold each max-pool window in ascending order of the means (paper; default) or raster order.
-        var_floor: floor on variances under square roots (default 1e-12, i.e. σ >= 1e-6).
+        var_floor: floor on variances under square roots (default 1e-12, i.e. σ >= 1e-6; the paper's ε is 1e-20).
 
     ``forward(x)`` returns the **output means** (N, num_classes) as logits, differentiable with respect to x;
     :meth:`forward_moments` returns (mean, variance). Shapes: x (N, C, H, W) float in [0, 1].
@@ -563,9 +563,15 @@ class ProbabilityEnsemble(nn.Module):
         self.moment_network = moment_network
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        standard = F.log_softmax(self.moment_network.model(x), dim=-1)
-        smoothed = F.log_softmax(self.moment_network(x), dim=-1)
-        return torch.logsumexp(torch.stack((standard, smoothed)), dim=0) - math.log(2.0)
+        return ensemble_log_probabilities(self.moment_network.model(x), self.moment_network(x))
+
+
+def ensemble_log_probabilities(standard_logits: torch.Tensor, stochastic_logits: torch.Tensor) -> torch.Tensor:
+    """log(½·softmax(standard) + ½·softmax(stochastic)), (N, classes) -> (N, classes): the paper's 1:1 ensemble
+    (App. D, Fig. 4) from the two networks' logits, e.g. logits computed once and reused for several variances."""
+    standard = F.log_softmax(standard_logits, dim=-1)
+    smoothed = F.log_softmax(stochastic_logits, dim=-1)
+    return torch.logsumexp(torch.stack((standard, smoothed)), dim=0) - math.log(2.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -573,7 +579,8 @@ class MomentPropagationTransform:
     """The ``stochastic_feedforward`` defense as a model transform: ``apply(model)`` builds the moment network.
 
     Args: input_variance: σ_N² in [0, 1] pixel units; ensemble: wrap in :class:`ProbabilityEnsemble` with the
-    standard network (paper's 1:1 ensemble); sort_maxpool: see :class:`MomentNetwork`.
+    standard network (paper's 1:1 ensemble); sort_maxpool, var_floor: see :class:`MomentNetwork` (the paper's
+    ε is 1e-20, App. C.2).
     """
 
     name: ClassVar[str] = "stochastic_feedforward"
@@ -582,18 +589,21 @@ class MomentPropagationTransform:
     input_variance: float = 0.01
     ensemble: bool = False
     sort_maxpool: bool = True
+    var_floor: float = DEFAULT_VAR_FLOOR
 
     def __post_init__(self) -> None:
         if not isinstance(self.input_variance, (int, float)) or not self.input_variance >= 0:
             raise InputError(f"input_variance must be a number >= 0 in [0, 1] pixel units, got {self.input_variance!r}")
+        if not isinstance(self.var_floor, (int, float)) or not self.var_floor > 0:
+            raise InputError(f"var_floor must be a number > 0, got {self.var_floor!r}")
 
     def apply(self, model: nn.Module) -> nn.Module:
-        network = MomentNetwork(model, self.input_variance, sort_maxpool=self.sort_maxpool)
+        network = MomentNetwork(model, self.input_variance, sort_maxpool=self.sort_maxpool, var_floor=self.var_floor)
         return ProbabilityEnsemble(network) if self.ensemble else network
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "input_variance": self.input_variance, "ensemble": self.ensemble,
-                "sort_maxpool": self.sort_maxpool}
+                "sort_maxpool": self.sort_maxpool, "var_floor": self.var_floor}
 
 
 # PNI layers (advlab.defenses.pni) are deterministic convs/linears once their noise is off; with noise on, their

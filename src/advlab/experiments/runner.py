@@ -192,6 +192,8 @@ def _fmt(value: float | None, signed: bool = False, unit: str = "", std: float |
         return "—"
     if unit == "params":
         text = f"{value:+,.0f}" if signed else f"{value:,.0f}"
+    elif value != 0 and abs(value) < 1e-3:  # e.g. a numerical floor of 1e-20: 4 decimals would print 0.0000
+        text = f"{value:+.3g}" if signed else f"{value:.3g}"
     else:
         text = f"{value:+.4f}" if signed else f"{value:.4f}"
     return text if std is None else f"{text} ± {std:.4f}"
