@@ -25,7 +25,7 @@ import torch
 from advlab.data.sources import load_dataset
 from advlab.evaluate.campaign import run_attack_campaign
 from advlab.io import write_json, write_text
-from advlab.models.loading import load_model
+from advlab.loading import load_model
 
 HERE = Path(__file__).resolve().parent
 ATTACKS = (("pgd", (0.3,), {"steps": 40, "step_size": 0.01}), ("fgsm", (0.1, 0.2, 0.3), {}))

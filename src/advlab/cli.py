@@ -197,7 +197,7 @@ def attack_command(
     from advlab.evaluate.campaign import run_attack_campaign, save_adversarial
     from advlab.cli_util import parse_eps_list, parse_kwargs
     from advlab.data.sources import load_dataset
-    from advlab.models.loading import load_model
+    from advlab.loading import load_model
     from advlab.training.recipe import resolve_device
 
     from advlab.distributed import init_from_env, is_main, rank_device
@@ -275,7 +275,7 @@ def evaluate_command(
     from advlab.evaluate.pipeline import evaluate_model, parse_analyses
     from advlab.report import build_report
     from advlab.report.console import print_summary
-    from advlab.models.loading import load_model
+    from advlab.loading import load_model
     from advlab.progress import cli_progress
     from advlab.outputs import check_writable
     from advlab.training.recipe import resolve_device
@@ -324,7 +324,7 @@ def certify_command(
     from advlab.data.sources import load_dataset
     from advlab.folder_lock import exclusive_folder
     from advlab.io import write_json
-    from advlab.models.loading import load_model
+    from advlab.loading import load_model
     from advlab.outputs import check_writable
     from advlab.progress import cli_progress
     from advlab.training.recipe import resolve_device

@@ -87,7 +87,7 @@ def test_attack_rejects_an_eps_written_in_pixel_units(trained_checkpoint) -> Non
 def test_pni_with_pgd_training_round_trips_through_its_card(tmp_path) -> None:
     from advlab.defenses.pni import pni_layers
     from advlab.evaluate.randomness import declares_stochastic
-    from advlab.models.loading import load_model
+    from advlab.loading import load_model
 
     out = tmp_path / "pni"
     result = invoke("train", "--model", "mlp", "--dataset", "mnist-sample", "--n", "256", "--epochs", "1",

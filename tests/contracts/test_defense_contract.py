@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from advlab.cli import app
 from advlab.defenses.registry import DEFENSES, create_defense, defense_from_card
-from advlab.models.loading import load_model
+from advlab.loading import load_model
 
 # Settings a defense cannot do without, and the model it needs (MC dropout needs dropout layers).
 REQUIRED = {"gaussian_augmentation": ["scale=0.1"], "random_sign_training": ["scale=0.1"]}

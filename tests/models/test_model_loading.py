@@ -5,7 +5,7 @@ import torch
 
 from advlab.errors import CheckpointError, InputError
 from advlab.models.layers import IMAGENET_MEAN
-from advlab.models.loading import load_model
+from advlab.loading import load_model
 
 
 def test_known_pretrained_file_gets_its_authors_normalization(shared_data) -> None:

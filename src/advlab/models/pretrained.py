@@ -1,7 +1,7 @@
 """Known pretrained weight files, recognised by their sha256 (timm's "pretrained config" idea).
 
 Foreign state dicts carry weights only, not the preprocessing they were trained with. A file listed here is
-identified by the hash of its bytes, never by its name, and :func:`advlab.models.loading.load_model` then builds
+identified by the hash of its bytes, never by its name, and :func:`advlab.loading.load_model` then builds
 the model with the normalization its authors used, unless the user chose one explicitly. Download addresses are
 given for real users; nothing is fetched at run time.
 """

@@ -3,7 +3,7 @@
 A defense from the registry is an objective (``fit(objective=...)``), a model transform (``apply(model)``, e.g.
 PNI noise layers) or both; a run takes at most one objective and any transforms (PNI + PGD training is
 ``["pni", "pgd_at"]``). Their ``describe()`` dicts go into the checkpoint card under ``defenses`` so that loading
-the checkpoint re-applies the transforms (see :func:`advlab.models.loading.load_model`).
+the checkpoint re-applies the transforms (see :func:`advlab.loading.load_model`).
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def train_with_defense(
     split, or else from the training set (Wong et al. check a training minibatch: the collapse shows there
     too), never from the test set that reports the result.
     """
-    from advlab.models.loading import build_architecture
+    from advlab.loading import build_architecture
 
     device = resolve_device(device)
     setup = build_defenses(defenses, defense_args or {})

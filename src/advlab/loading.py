@@ -8,6 +8,9 @@ Three sources, one function (:func:`load_model`):
   ``.safetensors`` state dict), e.g. the pretrained ResNet-20 of ``../shared/data/pretrained``; a file known by
   its sha256 (:mod:`advlab.models.pretrained`) gets the normalization its authors trained with;
 * ``package.module:factory``: the user's own code, imported and called with the model arguments.
+
+It sits above ``models/`` and ``defenses/`` (it rebuilds a checkpoint's defenses around its architecture), so
+neither of those imports anything from the other direction.
 """
 
 from __future__ import annotations
