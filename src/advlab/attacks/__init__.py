@@ -1,11 +1,12 @@
 """Attacks behind one interface: ``attack(model, x, y)`` or ``attack(model, x, target=t)`` -> AttackResult.
 
-Importing this package registers every attack in :data:`advlab.attacks.registry.ATTACKS`.
+Importing this package imports every module in it, which registers every attack in
+:data:`advlab.attacks.registry.ATTACKS`: a new attack is one new file with ``@register_attack`` on its class.
 """
 
-from advlab.attacks import (  # noqa: F401 - registration
-    apgd, cw, deepfool, fgsm, jsma, mifgsm, noise, pgd, square, substitute, transfer, zoo,
-)
+import importlib
+import pkgutil
+
 from advlab.attacks.apgd import APGD, APGDDLR, APGDTargeted
 from advlab.attacks.base import Attack, AttackResult, Norm
 from advlab.attacks.cw import CarliniWagnerL2
@@ -29,3 +30,6 @@ __all__ = [
     "Norm", "PGD", "PGDL2", "RandomSign", "SquareAttack", "SubstituteAttack", "TransferAttack", "ZOO",
     "create_attack", "register_attack",
 ]
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
