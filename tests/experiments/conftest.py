@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-# A test-only preset: the fooling-noise experiment on the bundled MNIST sample (no data folder needed), one MLP,
-# one epoch, with one "paper" number so the Δ column is exercised. The value is a fixture, not a paper's number.
+# A test-only preset: the fooling-noise experiment on the bundled MNIST sample (no data folder needed), the BP net
+# (MLP) only, one epoch, with one "paper" number so the Δ column is exercised. The value is a fixture, not a paper's
+# number.
 TINY_PRESET = """
 name = "test-tiny"
 experiment = "fooling_noise"
@@ -27,14 +28,18 @@ lr = 0.001
 batch_size = 64
 epochs = 1
 alpha = 0.5
-adv_train_eps = 0.1
+n_validation = 2000
+paper_eps = { mlp = 0.3 }
+adv_train_eps = { mlp = 0.1 }
+table5_std = { mlp = 0.3 }
 fgsm_eps = [0.1, 0.3]
 noise_stds = [0.0, 0.5]
 seed = 0
 
 [scales.tiny]
-description = "test-only: 300 training and 200 test images of the bundled sample, 1 epoch"
+description = "test-only: 300 training images of the bundled sample, 1 epoch; 200 training + 200 validation images"
 n_train = 300
+n_eval = 200
 n_test = 200
 
 [scales.full]
@@ -43,14 +48,18 @@ runs_here = false
 limitation = "a test preset that never runs at full scale"
 
 [[reported]]
-key = "table1.mlp.clean_acc"
+key = "table1.mlp.val_acc"
 table = "Table 1"
-label = "MLP clean test accuracy"
+row = "VALIDATION"
+column = "BP"
+label = "BP validation accuracy"
 value = 0.5
 
 [[reported]]
 key = "table9.never_measured"
 table = "Table 9"
+row = "a row"
+column = "a column"
 label = "a number no experiment measures"
 value = 0.25
 """

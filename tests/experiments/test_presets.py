@@ -31,10 +31,32 @@ def test_each_preset_names_its_paper_scales_and_a_registered_experiment(name: st
 
 
 def test_van_everdingen_numbers_from_the_issue_are_recorded() -> None:
-    reported = {r.key: r.value for r in load_preset("cnn-adversarial").reported}
-    assert reported["baseline.clean_acc"] == pytest.approx(0.828)
-    assert reported["baseline.fgsm_acc"] == pytest.approx(0.204)
-    assert reported["baseline.random_sign_acc"] == pytest.approx(0.830)
+    preset = load_preset("cnn-adversarial")
+    reported = {r.key: r for r in preset.reported}
+    assert reported["baseline.clean_acc"].value == pytest.approx(0.828)
+    assert reported["baseline.fgsm_acc"].value == pytest.approx(0.204)
+    assert reported["baseline.random_sign_acc"].value == pytest.approx(0.830)
+    # §5's numbers are text, not Table 1; Table 1 is the architecture and its parameter count
+    assert {reported[k].table for k in ("baseline.clean_acc", "baseline.fgsm_acc", "baseline.random_sign_acc")} == \
+        {"§5 text"}
+    assert (reported["cifar_cnn.params"].table, reported["cifar_cnn.params"].value,
+            reported["cifar_cnn.params"].unit) == ("Table 1", 150954, "params")
+    tables = {"Table 2": 4, "Table 3": 6, "Table 4": 4}
+    for table, count in tables.items():
+        assert sum(r.table == table for r in preset.reported) == count, table
+    text = {k: reported[k].value for k in ("final.student.clean_acc", "final.student.fgsm_acc",
+                                            "final.input_noise.fgsm_acc", "random_sign_training.input_noise.fgsm_acc",
+                                            "distillation_t50.fgsm_acc_on_T_set")}
+    assert text == pytest.approx({"final.student.clean_acc": 0.786, "final.student.fgsm_acc": 0.488,
+                                  "final.input_noise.fgsm_acc": 0.598,
+                                  "random_sign_training.input_noise.fgsm_acc": 0.601,
+                                  "distillation_t50.fgsm_acc_on_T_set": 0.376})
+    cited = [r for r in preset.reported if r.key.startswith("cited.")]
+    assert len(cited) == 7 and all("cited from other work" in r.not_measured for r in cited)
+    assert not any("could not be read" in note for note in preset.notes)
+    settings = preset.scale_settings("quick")
+    assert settings["normalization"] == "none" and settings["augmentation"] == "flip_shift_brightness_contrast"
+    assert settings["random_at_draw"] == "fixed_set"
 
 
 def test_pni_full_scale_is_marked_as_needing_a_gpu() -> None:
@@ -46,7 +68,7 @@ def test_pni_full_scale_is_marked_as_needing_a_gpu() -> None:
 def test_scale_overrides_the_defaults() -> None:
     preset = load_preset("fooling-noise")
     assert preset.scale_settings("full")["epochs"] == 5
-    assert preset.scale_settings("tiny")["models"] == ["mlp"]
+    assert preset.scale_settings("tiny")["epochs"] == 1 and preset.scale_settings("quick")["epochs"] == 5
     with pytest.raises(InputError, match="no scale"):
         preset.scale_settings("huge")
 

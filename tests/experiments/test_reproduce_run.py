@@ -23,20 +23,20 @@ def test_tiny_preset_writes_markdown_and_json_with_numbers(tiny_preset_path: Pat
     assert payload["machine"]["cpu_cores"] >= 1 and payload["duration_s"] > 0 and payload["started"]
     rows = {row["key"]: row for row in payload["rows"]}
     # Measured rows are numbers in [0, 1], each labelled with the scale it ran at.
-    for key in ("table1.mlp.clean_acc", "table2.mlp.fgsm.0.3", "table3.mlp.matched_noise.0.3",
-                "table4.mlp.adv.clean_acc", "table5.mlp.noise.0.5.after"):
+    for key in ("table1.mlp.val_acc", "table2.mlp.fgsm.val", "table2.mlp.matched_noise.val", "table4.mlp.adv.val",
+                "table5.mlp.gaussian.after", "test.mlp.fgsm.0.3", "fig8.mlp.noise.0.5.after"):
         assert isinstance(rows[key]["ours"], float) and 0.0 <= rows[key]["ours"] <= 1.0
         assert rows[key]["scale"] == "tiny"
     # The paper's number sits beside ours and Δ is their difference.
-    clean = rows["table1.mlp.clean_acc"]
+    clean = rows["table1.mlp.val_acc"]
     assert clean["paper"] == 0.5 and clean["delta"] == pytest.approx(clean["ours"] - 0.5)
     assert clean["ours"] > 0.3, "one epoch on 300 images must beat chance (0.1) clearly"
     # FGSM at ε = 0.3 hurts far more than Gaussian noise of the same mean and std (the paper's point).
-    assert rows["table2.mlp.fgsm.0.3"]["ours"] < rows["table3.mlp.matched_noise.0.3"]["ours"]
+    assert rows["table2.mlp.fgsm.val"]["ours"] < rows["table2.mlp.matched_noise.val"]["ours"]
     # A reported number no step measures stays in the table, with no "ours" and no Δ.
     never = rows["table9.never_measured"]
     assert never["paper"] == 0.25 and never["ours"] is None and never["delta"] is None
-    assert result.row("table1.mlp.clean_acc").ours == clean["ours"]
+    assert result.row("table1.mlp.val_acc").ours == clean["ours"]
 
     markdown = (out / "results.md").read_text()
     assert "| table | quantity | unit | paper | ours | Δ (ours − paper) | scale |" in markdown
@@ -44,7 +44,7 @@ def test_tiny_preset_writes_markdown_and_json_with_numbers(tiny_preset_path: Pat
     assert f"{clean['ours']:.4f}" in markdown and "0.5000" in markdown
     assert "accuracy_vs_noise.png" in markdown and (out / "accuracy_vs_noise.png").stat().st_size > 1000
     printed = console.export_text()
-    assert "paper" in printed and "ours" in printed and "MLP clean test accuracy" in printed
+    assert "paper" in printed and "ours" in printed and "BP validation accuracy" in printed
 
 
 def test_a_scale_that_cannot_run_here_is_refused_before_any_work(tiny_preset_path: Path, tmp_path: Path) -> None:
