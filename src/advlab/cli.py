@@ -378,10 +378,11 @@ def reproduce_command(
 
     if list_ or name is None:
         table = Table(title="advlab reproduce presets")
-        for column in ("name", "paper", "what it reproduces"):
+        for column in ("name", "paper", "what it reproduces", "--scale quick takes"):
             table.add_column(column)
         for preset in list_presets():
-            table.add_row(preset.name, preset.citation(), preset.summary)
+            quick = preset.scales.get("quick", {})
+            table.add_row(preset.name, preset.citation(), preset.summary, str(quick.get("duration", "not measured")))
         console.print(table)
         if name is None and not list_:
             raise AdvlabError("name a preset to run, e.g. `advlab reproduce fooling-noise`")

@@ -106,3 +106,17 @@ def test_minimal_preset_parses() -> None:
 def test_malformed_presets_fail_with_a_message_naming_the_problem(text: str, message: str) -> None:
     with pytest.raises(InputError, match=message):
         parse_preset(text, source="bad.toml")
+
+
+def test_reproduce_list_shows_each_preset_with_its_measured_quick_duration() -> None:
+    from typer.testing import CliRunner
+
+    from advlab.cli import app
+
+    result = CliRunner().invoke(app, ["reproduce", "--list"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    for preset in list_presets():
+        assert preset.name in result.output
+        duration = preset.scale_settings("quick").get("duration")
+        if duration:
+            assert duration.split(" (")[0] in result.output

@@ -12,7 +12,8 @@ A preset names the paper, the tables/figures it reproduces, the models, the trai
     [paper]                               # title, authors, year; arxiv when the paper has an id
     [recipe]                              # free-form description of models / training / attacks (documentation)
     [settings]                            # defaults every scale starts from
-    [scales.quick]                        # overrides per scale; each has a one-line "description"
+    [scales.quick]                        # overrides per scale; each has a one-line "description" and, once
+                                          # measured, a "duration" (shown by `advlab reproduce --list`)
     [scales.full]                         # "runs_here = false" + "limitation" when the paper's recipe needs a GPU
 
     [[reported]]                          # one entry per number the paper reports (table cell or text)
