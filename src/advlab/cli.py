@@ -194,15 +194,13 @@ def attack_command(
     device: str = DeviceOption,
 ) -> None:
     """Attack a model on a dataset: clean and robust accuracy per ε, success rate, norms and queries."""
-    from advlab.evaluate.campaign import run_attack_campaign, save_adversarial
     from advlab.cli_util import parse_eps_list, parse_kwargs
     from advlab.data.sources import load_dataset
-    from advlab.loading import load_model
-    from advlab.training.recipe import resolve_device
-
     from advlab.distributed import init_from_env, is_main, rank_device
-
+    from advlab.evaluate.campaign import run_attack_campaign, save_adversarial
+    from advlab.loading import load_model
     from advlab.outputs import check_output_file
+    from advlab.training.recipe import resolve_device
 
     if save_adv is not None:
         check_output_file(save_adv, "--save-adv", (".safetensors", ".npz"))
@@ -273,11 +271,11 @@ def evaluate_command(
     from advlab.cli_util import default_epsilons, parse_eps_list, parse_kwargs
     from advlab.data.sources import load_dataset
     from advlab.evaluate.pipeline import evaluate_model, parse_analyses
+    from advlab.loading import load_model
+    from advlab.outputs import check_writable
+    from advlab.progress import cli_progress
     from advlab.report import build_report
     from advlab.report.console import print_summary
-    from advlab.loading import load_model
-    from advlab.progress import cli_progress
-    from advlab.outputs import check_writable
     from advlab.training.recipe import resolve_device
 
     check_writable(out, "--out")

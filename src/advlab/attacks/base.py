@@ -34,7 +34,6 @@ from advlab.errors import InputError, looks_like_shape_mismatch
 from advlab.modes import restored_modes
 from advlab.precision import autocast
 
-
 # The key under which run() may hand back the clean logits it computed anyway (see Attack.run).
 CLEAN_LOGITS = "clean_logits"
 

@@ -102,7 +102,9 @@ def least_likely_class(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model(x).argmin(dim=1)
 
 
-def bind_labels(loss: AttackLoss, y: torch.Tensor, target: torch.Tensor | None) -> Callable[[torch.Tensor], torch.Tensor]:
+def bind_labels(
+    loss: AttackLoss, y: torch.Tensor, target: torch.Tensor | None
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """``logits -> loss(logits, y, target)``: the per-sample loss function a gradient estimator expects."""
     return lambda logits: loss(logits, y, target)
 

@@ -10,7 +10,7 @@ from advlab.registry import Registry
 ATTACKS: Registry[Attack] = Registry("attack")
 
 
-def register_attack(name: str, **info: Any):  # noqa: ANN201 - decorator
+def register_attack(name: str, **info: Any):
     """``@register_attack("pgd", family="gradient", norm="linf")`` on an :class:`Attack` subclass."""
     return ATTACKS.register(name, **info)
 

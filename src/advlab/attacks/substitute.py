@@ -38,7 +38,9 @@ def oracle_labels(model: nn.Module, x: torch.Tensor, chunk: int = 1024) -> torch
         return torch.cat([model(x[i:i + chunk]).argmax(1) for i in range(0, x.shape[0], chunk)])
 
 
-def jacobian_augmentation(substitute: nn.Module, images: torch.Tensor, labels: torch.Tensor, lam: float) -> torch.Tensor:
+def jacobian_augmentation(
+    substitute: nn.Module, images: torch.Tensor, labels: torch.Tensor, lam: float
+) -> torch.Tensor:
     """New points ``x + λ·sign(∂z_{Õ(x)}/∂x)`` (paper eq. 4): step along the substitute's Jacobian row of the
     oracle's label, toward where the substitute is most sensitive, clipped to [0, 1]."""
     images = images.detach().requires_grad_(True)
@@ -91,7 +93,8 @@ class SubstituteAttack(Attack):
         seed: seeds the substitute's initialization and the batch order.
 
     Queries: ``result.queries`` counts the label queries, |S_0|·2^(ρ-1), plus one query that reads the number of
-    classes (the final evaluation is not counted). The λ sign alternation and reservoir sampling of the follow-up work are not implemented.
+    classes (the final evaluation is not counted). The λ sign alternation and reservoir sampling of the
+    follow-up work are not implemented.
 
     Shapes: x (N, C, H, W) in [0, 1]. ``extras["substitute_success"]`` (N,): success on the trained substitute.
 

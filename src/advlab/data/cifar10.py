@@ -19,8 +19,16 @@ import numpy as np
 import torch
 
 from advlab.data.dataset import ImageDataset
-from advlab.data.download import (ExpectedFile, Opener, download_file, extract_tar_members, file_digest,
-                                  missing_files_message, open_url, verify_files)
+from advlab.data.download import (
+    ExpectedFile,
+    Opener,
+    download_file,
+    extract_tar_members,
+    file_digest,
+    missing_files_message,
+    open_url,
+    verify_files,
+)
 from advlab.errors import DataError, InputError
 
 try:  # numpy >= 2 keeps the implementation in numpy._core; numpy.core is a deprecated alias there

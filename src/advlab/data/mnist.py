@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from advlab.data.dataset import ImageDataset
-from advlab.data.download import ExpectedFile, Opener, open_url, ensure_files, missing_files_message
+from advlab.data.download import ExpectedFile, Opener, ensure_files, missing_files_message, open_url
 from advlab.errors import DataError, InputError
 
 MNIST_FOLDER = "mnist"

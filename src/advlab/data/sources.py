@@ -20,7 +20,7 @@ from advlab.data.cifar10 import cifar10_expected_files, load_cifar10
 from advlab.data.dataset import ImageDataset
 from advlab.data.download import FileCheck, missing_files_message, resolve_data_dir, verify_files
 from advlab.data.folders import labelled_folder_expected_files, load_image_folder, load_labelled_folder
-from advlab.data.mnist import mnist_expected_files, load_mnist
+from advlab.data.mnist import load_mnist, mnist_expected_files
 from advlab.errors import DataError, InputError
 from advlab.registry import Registry
 

@@ -11,8 +11,8 @@ A defense is a training *objective* (passed to ``advlab.train.fit(objective=...)
   (:func:`advlab.training.recipe.train_two_stage`), and their ``apply(model)`` rebuilds the deployed model.
 
 Every object's ``describe()`` is ``{"name": registry name, **settings}`` and :func:`defense_from_card` rebuilds it
-from that dict. Each entry's info says ``kind`` ("objective" | "transform" | "both" | "recipe"), whether it makes the model
-``stochastic`` (evaluation then uses EOT and repeated trials), the ``paper`` and a one-line ``summary``.
+from that dict. Each entry's info says ``kind`` ("objective" | "transform" | "both" | "recipe"), whether it makes
+the model ``stochastic`` (evaluation then uses EOT and repeated trials), the ``paper`` and a one-line ``summary``.
 
 Factories import their module on first use, so importing the registry imports no defense code.
 """

@@ -136,7 +136,9 @@ def check_more_iterations(
         f"more iterations do not help the model ({base:.3f} -> {more:.3f})")
 
 
-def sample_in_ball(x: torch.Tensor, eps: float, norm: Norm | str, generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_in_ball(
+    x: torch.Tensor, eps: float, norm: Norm | str, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """One uniform sample from the ``norm`` ball of radius ``eps`` around each image, clipped to [0, 1].
 
     L∞: independent uniform coordinates. L2: a Gaussian direction scaled by ``eps · u^(1/d)`` (uniform in

@@ -34,12 +34,16 @@ class EvalData:
     def num_batches(self, batch_size: int) -> int:
         return -(-len(self) // batch_size)
 
-    def batch(self, index: int, batch_size: int, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(
+        self, index: int, batch_size: int, device: torch.device | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Batch ``index``: x float32 (B, C, H, W) in [0, 1] and y int64 (B,), on ``device``."""
         window = slice(index * batch_size, (index + 1) * batch_size)
         return self.convert(self.images[window], device), self.labels[window].to(device)
 
-    def batches(self, batch_size: int, device: torch.device | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, batch_size: int, device: torch.device | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for index in range(self.num_batches(batch_size)):
             yield self.batch(index, batch_size, device)
 

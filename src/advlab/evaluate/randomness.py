@@ -21,8 +21,17 @@ from advlab.attacks.base import Attack
 from advlab.attacks.randomized import declares_stochastic, is_randomized
 from advlab.errors import InputError
 
-__all__ = ["declares_stochastic", "is_randomized", "seeded", "with_eot", "eot_samples_of", "has_eot_setting",
-           "mean_std", "DEFAULT_EOT_SAMPLES", "DEFAULT_TRIALS"]
+__all__ = [
+    "DEFAULT_EOT_SAMPLES",
+    "DEFAULT_TRIALS",
+    "declares_stochastic",
+    "eot_samples_of",
+    "has_eot_setting",
+    "is_randomized",
+    "mean_std",
+    "seeded",
+    "with_eot",
+]
 
 DEFAULT_EOT_SAMPLES = 10
 DEFAULT_TRIALS = 5

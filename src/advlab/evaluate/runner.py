@@ -112,7 +112,9 @@ class AttackRun:
         return summarize(self.correct, self.robust, self.norms, self.queries)
 
 
-def summarize(correct: torch.Tensor, robust: torch.Tensor, norms: dict[str, torch.Tensor], queries: int) -> AttackMetrics:
+def summarize(
+    correct: torch.Tensor, robust: torch.Tensor, norms: dict[str, torch.Tensor], queries: int
+) -> AttackMetrics:
     """:class:`AttackMetrics` from per-sample bool (N,) tensors ``correct``/``robust`` and norms (N,)."""
     n = int(correct.shape[0])
     fooled = correct & ~robust
@@ -132,7 +134,9 @@ def summarize(correct: torch.Tensor, robust: torch.Tensor, norms: dict[str, torc
     )
 
 
-def records_to_tensors(records: list[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], int]:
+def records_to_tensors(
+    records: list[dict[str, Any]]
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], int]:
     """Concatenate batch records into (correct, robust, norms, total queries)."""
     correct = torch.tensor([v for r in records for v in r["correct"]], dtype=torch.bool)
     robust = torch.tensor([v for r in records for v in r["robust"]], dtype=torch.bool)

@@ -161,11 +161,11 @@ def parse_preset(text: str, source: str = "<string>") -> Preset:
         label = entry.get("label") or " — ".join(part for part in (row, column) if part)
         if not label:
             raise InputError(f"{where}: give the paper's row and column (or a label)")
-        reported.append(ReportedNumber(key=_require(entry, "key", str, where), table=_require(entry, "table", str, where),
-                                       label=str(label), value=float(value), unit=entry.get("unit", "accuracy"),
-                                       note=entry.get("note", ""), row=row, column=column,
-                                       std=None if std is None else float(std),
-                                       not_measured=str(entry.get("not_measured", ""))))
+        reported.append(ReportedNumber(
+            key=_require(entry, "key", str, where), table=_require(entry, "table", str, where), label=str(label),
+            value=float(value), unit=entry.get("unit", "accuracy"), note=entry.get("note", ""), row=row,
+            column=column, std=None if std is None else float(std),
+            not_measured=str(entry.get("not_measured", ""))))
     keys = [r.key for r in reported]
     if len(keys) != len(set(keys)):
         raise InputError(f"{source}: a reported key appears twice: {sorted(k for k in keys if keys.count(k) > 1)}")

@@ -205,6 +205,10 @@ def _ours_cell(row: ResultRow) -> str:
     return _fmt(row.ours, unit=row.unit, std=row.ours_std)
 
 
+def _load_note(machine: dict[str, Any]) -> str:
+    return f"; load average {machine['load_average_1m']} at the end" if "load_average_1m" in machine else ""
+
+
 def render_markdown(result: ReproductionResult) -> str:
     """The comparison table and the run's provenance as markdown."""
     preset, machine = result.preset, result.machine
@@ -215,7 +219,7 @@ def render_markdown(result: ReproductionResult) -> str:
         f"- Command: `{result.command}`",
         (f"- Machine: {machine['platform']}, {machine['cpu_cores']} cores, {machine['torch_threads']} torch threads, "
         f"device {machine['device']}{', ' + machine['gpu'] if 'gpu' in machine else ''}"
-        f"{'; load average ' + str(machine['load_average_1m']) + ' at the end' if 'load_average_1m' in machine else ''}; "
+        f"{_load_note(machine)}; "
         f"Python {machine['python']}, torch {machine['torch']}"),
         f"- Date: {result.started}; duration {result.duration_s / 60:.1f} min", "",
         "| table | quantity | unit | paper | ours | Δ (ours − paper) | scale |",

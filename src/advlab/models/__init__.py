@@ -6,9 +6,8 @@ Importing this package registers every architecture (``mlp``, ``mnist_cnn``, ``m
 
 from advlab.models import cnn, mlp, nin, resnet_cifar  # noqa: F401  (imported for their @register_model)
 from advlab.models.cnn import CifarCNN, MnistCNN, MnistSmallCNN
-from advlab.models.layers import NORMALIZATIONS, normalization_layer
 from advlab.models.foreign import load_foreign_weights, read_state_dict
-from advlab.models.layers import Normalize
+from advlab.models.layers import NORMALIZATIONS, Normalize, normalization_layer
 from advlab.models.mlp import MLP
 from advlab.models.nin import NIN
 from advlab.models.registry import MODELS, count_parameters, create_model, list_models, register_model

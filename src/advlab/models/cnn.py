@@ -10,6 +10,7 @@ from advlab.errors import InputError
 from advlab.models.layers import normalization_layer
 from advlab.models.registry import register_model
 
+
 class MnistCNN(nn.Module):
     """Two 5x5 conv layers, two max-pools, FC 1024 with dropout, FC 10 (the TensorFlow "layers" MNIST CNN).
 

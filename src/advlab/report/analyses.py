@@ -58,7 +58,8 @@ def identify(name: str, payload: Any) -> str:
     if not isinstance(payload, dict):
         # average_perturbation_images() returns (images, counts); stored as is it becomes a 2-list.
         pair = isinstance(payload, list) and len(payload) == 2
-        return "average_perturbation_images" if pair and _BY_NAME.get(name) == "average_perturbation_images" else "other"
+        matches = pair and _BY_NAME.get(name) == "average_perturbation_images"
+        return "average_perturbation_images" if matches else "other"
     kind = payload.get("kind")
     if kind in KINDS:
         return kind

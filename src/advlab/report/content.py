@@ -16,9 +16,9 @@ from typing import Any
 
 import advlab
 from advlab.errors import InputError
+from advlab.formatting import is_number
 from advlab.report import plots
 from advlab.report.entries import ModelEntry
-from advlab.formatting import is_number
 from advlab.report.tables import (
     Table,
     attack_title,

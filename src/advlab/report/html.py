@@ -20,9 +20,9 @@ import matplotlib
 from markupsafe import Markup
 
 import advlab
+from advlab.formatting import MISSING, epsilon, number, percent
 from advlab.report.content import Section
 from advlab.report.entries import ModelEntry
-from advlab.formatting import MISSING, epsilon, number, percent
 from advlab.report.tables import clean_accuracy
 
 
@@ -58,7 +58,8 @@ def highlight(entry: ModelEntry) -> dict[str, str]:
         worst = min(rows, key=lambda row: row["robust_accuracy"])
         return {"label": entry.label, "color": entry.color,
                 "value": percent(worst["robust_accuracy"], worst.get("robust_accuracy_std")),
-                "sub": f"{entry.attack.get('name', 'attack')} at ε={epsilon(worst.get('eps'), entry.attack.get('norm'))}"
+                "sub": f"{entry.attack.get('name', 'attack')} at "
+                       f"ε={epsilon(worst.get('eps'), entry.attack.get('norm'))}"
                        f" · clean {clean}"}
     return {"label": entry.label, "color": entry.color, "value": clean, "sub": "clean accuracy (no attack in card)"}
 

@@ -179,7 +179,8 @@ def _cell_ticks(ax: Any, count: int, size: int, gap: int, axis: str, labels: Seq
 
 
 def image_grid(images: Any, classes: Sequence[str]) -> bytes:
-    """The 10×10 average adversarial grid: row = source class, column = target class, diagonal (framed) = clean means."""
+    """The 10×10 average adversarial grid: row = source class, column = target class, diagonal (framed) = clean
+    means."""
     array = np.clip(np.asarray(images, dtype=float), 0.0, 1.0)
     count, height, width, gap = array.shape[0], array.shape[3], array.shape[4], 2
     mosaic = _mosaic(array, gap)

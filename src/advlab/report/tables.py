@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from advlab.report.entries import ModelEntry
 from advlab.formatting import (
     MISSING,
     epsilon,
@@ -18,6 +17,7 @@ from advlab.formatting import (
     number,
     percent,
 )
+from advlab.report.entries import ModelEntry
 
 
 @dataclass
@@ -163,7 +163,8 @@ def single_attack_table(entries: Sequence[ModelEntry]) -> Table | None:
     for entry, analysis in _analyses(entries, "single_attack"):
         data = analysis.data
         mean, median = data.get("mean_norms") or {}, data.get("median_norms") or {}
-        table.rows.append(Row([entry.label, analysis.name, percent(data.get("success_rate"), data.get("success_rate_std")),
+        success = percent(data.get("success_rate"), data.get("success_rate_std"))
+        table.rows.append(Row([entry.label, analysis.name, success,
                                percent(data.get("robust_accuracy"), data.get("robust_accuracy_std")),
                                number(mean.get("l2")), number(median.get("l2")), number(mean.get("linf")),
                                number(data.get("queries_per_sample"))], entry.color))

@@ -21,7 +21,8 @@ class TrainConfig:
         epochs, batch_size: number of passes and examples per step.
         optimizer: ``"sgd"`` (with ``momentum``, ``nesterov``) or ``"adam"`` (with ``betas``).
         lr: base (peak, for onecycle) learning rate. weight_decay: L2 coefficient (coupled, as torch's SGD/Adam).
-        no_weight_decay: glob patterns (``fnmatch``, on full parameter names such as ``"layer1.0.conv1.pni_alpha_weight"``)
+        no_weight_decay: glob patterns (``fnmatch``, on full parameter names such as
+            ``"layer1.0.conv1.pni_alpha_weight"``)
             of parameters trained without weight decay, e.g. ``("*pni_alpha*",)`` for PNI's noise scales. A pattern
             that matches no parameter is an error (a typo would otherwise silently decay them).
         decay_norm_and_bias: False also exempts every 1-d parameter (biases, batch-norm scales and shifts).

@@ -262,7 +262,7 @@ def _single_variance(ctx: ExperimentContext, grid: _Grid) -> tuple[float, list[t
 
 def _rows(ctx: ExperimentContext, network: _Network, grid: _Grid, test_set: ImageDataset,
           var_floor: float) -> list[Measurement]:
-    s, p, t, h = ctx.settings, network.prefix, grid.test, grid.held_out
+    p, t, h = network.prefix, grid.test, grid.held_out
     out: list[Measurement] = []
 
     def add(key: str, item: str, label: str, value: float, unit: str = "accuracy") -> None:
