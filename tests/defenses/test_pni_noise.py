@@ -231,7 +231,7 @@ def test_transform_describes_itself() -> None:
     transform = PNITransform(locations="A-a+W", granularity="channel")
     assert transform.stochastic
     assert transform.describe() == {"name": "pni", "locations": "A-a+W", "granularity": "channel",
-                                    "alpha_init": 0.25}
+                                    "alpha_init": 0.25, "activation_std": "sample"}
     model = transform.apply(small_net())
     assert is_stochastic(model) and len(pni_alphas(model)) == 6
     excluded = {n for n, _ in model.named_parameters()
@@ -253,3 +253,44 @@ def test_registered_resnet20_gets_noise_everywhere() -> None:
     x = torch.rand(2, 3, 32, 32)
     F.cross_entropy(model(x), torch.tensor([0, 1])).backward()
     assert all(p.grad is not None for p in pni_alpha_parameters(model))
+
+
+def test_activation_noise_with_the_papers_tensor_std_is_alpha_times_the_batch_std() -> None:
+    """Eq. 6 (Rakin et al. 2019): σ is the std of the whole tensor v, so every sample gets the same noise level."""
+    torch.manual_seed(3)
+    plain = nn.Linear(32, 64)
+    model = inject_pni(nn.Sequential(plain), locations="A-a", activation_std="tensor")
+    x = torch.randn(4, 32) * torch.tensor([1.0, 2.0, 5.0, 10.0]).view(4, 1)
+    with torch.no_grad():
+        clean = F.linear(x, plain.weight, plain.bias)
+        noise = torch.stack([model(x) - clean for _ in range(300)])
+    expected = torch.full((4,), 0.25 * float(clean.std(unbiased=False)))
+    torch.testing.assert_close(noise.transpose(0, 1).flatten(1).std(1), expected, rtol=0.03, atol=0)
+    # the per-sample default would have given the four samples four different noise levels
+    assert float(clean.std(dim=1).max() / clean.std(dim=1).min()) > 5
+
+
+def test_tensor_std_makes_a_prediction_depend_on_the_batch_and_the_default_does_not() -> None:
+    x = torch.rand(2, 1, 8, 8)
+    partner = torch.rand(1, 1, 8, 8) * 50  # a wild batch-mate inflates the batch std
+    outputs = {}
+    for scope in ("tensor", "sample"):
+        model = inject_pni(small_net(), locations="A-a", activation_std=scope, alpha_init=1.0).eval()
+        with torch.no_grad():
+            torch.manual_seed(0)
+            alone = torch.stack([model(x[:1]) for _ in range(200)]).std(0)
+            torch.manual_seed(0)
+            mixed = torch.stack([model(torch.cat([x[:1], partner]))[:1] for _ in range(200)]).std(0)
+        outputs[scope] = float((mixed - alone).abs().max() / alone.abs().max())
+    assert outputs["tensor"] > 0.5 and outputs["sample"] < 0.3
+
+
+def test_activation_std_is_validated_and_described() -> None:
+    with pytest.raises(InputError, match="activation_std"):
+        inject_pni(small_net(), locations="A-a", activation_std="batch")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="activation_std"):
+        PNITransform(locations="A-a", activation_std="batch")  # type: ignore[arg-type]
+    transform = PNITransform(locations="A-a", activation_std="tensor")
+    assert transform.describe()["activation_std"] == "tensor"
+    layers = pni_layers(transform.apply(small_net()))
+    assert layers and all(layer.pni_activation_std == "tensor" for _, layer in layers)

@@ -62,7 +62,7 @@ def test_van_everdingen_numbers_from_the_issue_are_recorded() -> None:
 def test_pni_full_scale_is_marked_as_needing_a_gpu() -> None:
     full = load_preset("pni").scale_settings("full")
     assert full["runs_here"] is False and "GPU" in full["limitation"]
-    assert full["epochs"] == 160 and full["milestones"] == [80, 120] and full["nesterov"] is True
+    assert full["epochs"] == 160 and full["milestones"] == [80, 120] and full["nesterov"] is False  # Eq. 9
 
 
 def test_scale_overrides_the_defaults() -> None:

@@ -13,9 +13,11 @@ How the adversarial inputs are generated (one rule for all objectives):
       ``finally``; the training loss is then computed in train mode with parameter gradients. So batch-norm uses
       its running statistics during generation and dropout is off, as in evaluation.
     * Noise a defense *builds into the model* (PNI's weight/activation noise, an :class:`~advlab.defenses.noise.
-      InputNoise` wrapper) is **on** during generation: those layers draw noise in eval mode too, and nothing here
-      switches them off. The adversary of a noisy model therefore attacks the noisy model, as in PNI (Rakin et al.
-      2019) — a deterministic surrogate would be a weaker adversary and overstate robustness.
+      InputNoise` wrapper) is **on** during generation by default: those layers draw noise in eval mode too. The
+      adversary of a noisy model therefore attacks the noisy model, as in PNI (Rakin et al. 2019, Eq. 12) — a
+      deterministic surrogate would be a weaker adversary and overstate robustness. ``pni_in_generation=False``
+      switches PNI layers (and only those) off while x̃ is generated, the ablation of the PNI paper's Table 1
+      ("without PNI in x̂ generation", Eq. 2 instead of Eq. 12); the training loss still sees the noise.
     * ``labels="predicted"`` attacks the model's own clean predictions instead of the true labels (PNI; Kurakin
       et al. 2017's remedy for *label leaking*, where the true label makes the one-step adversarial example easier
       to fit than the clean one). The training loss always uses the true labels.
@@ -28,6 +30,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
@@ -107,6 +110,9 @@ class _AttackObjective(PerturbedInputObjective):
 
     Args:
         labels: "true" or "predicted" (see the module docstring).
+        pni_in_generation: keep PNI noise on while x̃ is generated (default; the PNI paper's Eq. 12). False
+            generates x̃ with every PNI layer switched off (Eq. 2, the paper's Table 1 ablation); the loss on x̃
+            is still computed with the noise on.
         eps_ramp_epochs: grow ε (and every step size with it, so their ratio stays) linearly from 0 to its full
             value over the first ``eps_ramp_epochs`` epochs, batch by batch: at progress p epochs (after the
             batch, as ``fit`` reports through :meth:`on_batch_start`) the attack uses ``ε·min(1, p / ramp)``.
@@ -119,6 +125,7 @@ class _AttackObjective(PerturbedInputObjective):
     """
 
     labels: LabelMode = "true"
+    pni_in_generation: bool = True
     eps_ramp_epochs: float = 0.0
     _epochs_done: float = field(default=math.inf, init=False, repr=False, compare=False)
 
@@ -148,11 +155,21 @@ class _AttackObjective(PerturbedInputObjective):
         """The model the attack differentiates (the trained model itself, unless a subclass snapshots it)."""
         return model
 
+    def generation_noise(self, model: nn.Module) -> AbstractContextManager[Any]:
+        """The context x̃ is generated in: as is, or with ``model``'s PNI layers off (``pni_in_generation``)."""
+        if self.pni_in_generation:
+            return nullcontext(model)
+        from advlab.defenses.pni import pni_disabled
+
+        return pni_disabled(model)
+
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         attack = self.build_attack()
         # y=None makes the attack base use the model's clean (eval-mode) predictions as labels.
         attack_labels = y if self.labels == "true" else None
-        return attack.perturb(self.attacked_model(model), x, attack_labels)
+        attacked = self.attacked_model(model)
+        with self.generation_noise(attacked):
+            return attack.perturb(attacked, x, attack_labels)
 
 
 @dataclass(kw_only=True)
@@ -188,9 +205,10 @@ class PGDAdversarialTraining(_AttackObjective):
     """Adversarial training with an L∞ PGD inner maximization (Madry et al. 2018, arXiv:1706.06083).
 
     ``min_θ E[ w_c·CE(x) + (1 − w_c)·max_{‖δ‖∞ ≤ ε} CE(x + δ) ]`` with the inner max approximated by ``steps``
-    steps of PGD from a uniform random start. Defaults follow Madry's CIFAR-10 setting (ε = 8/255, 7 steps of
-    2/255, adversarial loss only, true labels); Madry's MNIST setting is ε = 0.3, 40 steps of 0.01. PNI (Rakin et
-    al. 2019, arXiv:1811.09310) uses ``clean_weight=0.5, labels="predicted"``: see :meth:`pni`.
+    steps of PGD from a uniform random start (``random_start=False``: from x itself). Defaults follow Madry's
+    CIFAR-10 setting (ε = 8/255, 7 steps of 2/255, adversarial loss only, true labels); Madry's MNIST setting is
+    ε = 0.3, 40 steps of 0.01. PNI (Rakin et al. 2019, arXiv:1811.09310) uses ``clean_weight=0.5,
+    labels="predicted"`` and starts PGD at x: see :meth:`pni`.
 
     Args:
         eps, step_size, steps, random_start, restarts: the PGD attack ([0, 1] units). ``early_stop`` is always
@@ -214,8 +232,9 @@ class PGDAdversarialTraining(_AttackObjective):
 
     @classmethod
     def pni(cls, **settings: Any) -> PGDAdversarialTraining:
-        """PNI's setting: w_c = w_a = 0.5, attack on predicted labels (plus any PGD settings)."""
-        return cls(**{"clean_weight": 0.5, "labels": "predicted", **settings})
+        """PNI's setting (Rakin et al. 2019): the ensemble loss of Eq. 11 with w_c = w_a = 0.5, x̂ generated on the
+        model's predicted labels (§3.1) by PGD started at x̂¹ = x (Eq. 2 and 12); any PGD setting can be given."""
+        return cls(**{"clean_weight": 0.5, "labels": "predicted", "random_start": False, **settings})
 
     def build_attack(self) -> Any:
         from advlab.attacks.pgd import PGD
@@ -373,7 +392,7 @@ class GradAlignTraining(_AttackObjective):
         from advlab.attacks.base import frozen_eval
         from advlab.attacks.gradients import AutogradGradient
 
-        with frozen_eval(model):
+        with frozen_eval(model), self.generation_noise(model):
             if self.labels == "true":
                 labels = y
             else:

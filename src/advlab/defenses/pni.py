@@ -7,7 +7,7 @@ Every selected tensor v gets   ṽ = v + α·η,   η ~ N(0, σ²),   σ = std o
 with α trainable (initialized to 0.25) and trained jointly with the weights under adversarial training (the paper
 trains on a clean + PGD mix; see ``advlab.defenses.adversarial_training``). σ is detached, so the gradient reaches
 α through η and v only through the identity term. The noise is drawn in **train and eval mode** alike; switch it
-off with :func:`set_pni_enabled` or :func:`pni_disabled` ("test without PNI", paper Table 4).
+off with :func:`set_pni_enabled` or :func:`pni_disabled` ("Test without PNI", paper Tables 2-3).
 
 Locations (``locations="W+A-a"`` or ``{"W", "A-a"}``), on every ``nn.Conv2d`` and ``nn.Linear``:
     * ``W``   PNI-W: the layer's weight.
@@ -22,10 +22,13 @@ Locations (``locations="W+A-a"`` or ``{"W", "A-a"}``), on every ``nn.Conv2d`` an
 Granularity (shape of α): ``layer`` one α per tensor; ``channel`` one α per output channel of a weight or per
 channel (dim 1) of an activation; ``element`` one α per weight element or per activation element (activation
 shapes are found by one dry forward pass, so ``input_shape`` must be known). σ: weights use the whole weight's std
-(``channel``: each output channel's std). Activations use **per-sample** statistics — the std over all of one
-image's cells (``channel``: over one image's spatial cells of each channel; a linear layer has no spatial cells,
-so its channel-wise σ is the per-sample std over its features). The paper's code uses the std of the whole batch;
-per-sample statistics make a prediction independent of which other images share the batch.
+(``channel``: each output channel's std). Activations (``activation_std``):
+    * ``"tensor"``: Eq. 6 of the paper -- σ is the std of the whole activation tensor v, i.e. of the batch
+      (``channel``: per channel over the batch and the spatial cells). The ``pni`` preset uses this.
+    * ``"sample"`` (the library default): **per-sample** statistics -- the std over all of one image's cells
+      (``channel``: over one image's spatial cells of each channel; a linear layer has no spatial cells, so its
+      channel-wise σ is the per-sample std over its features). A prediction is then independent of which other
+      images share the batch, which the paper's batch statistic is not.
 
 Implementation: each selected layer is replaced by a :class:`PNIConv2d` / :class:`PNILinear` (subclasses sharing
 the original Parameter objects), so the model's code is untouched and state-dict keys stay
@@ -47,11 +50,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from advlab.errors import InputError
-from advlab.modes import restored_modes
 from advlab.models.registry import MODELS
+from advlab.modes import restored_modes
 
 Granularity = Literal["layer", "channel", "element"]
 GRANULARITIES: tuple[str, ...] = ("layer", "channel", "element")
+ActivationStd = Literal["sample", "tensor"]
+ACTIVATION_STDS: tuple[str, ...] = ("sample", "tensor")
 LOCATIONS: tuple[str, ...] = ("W", "A-a", "A-b", "I")
 ALPHA_PREFIX = "pni_alpha"
 _ALPHA_NAMES = {"weight": "pni_alpha_weight", "input": "pni_alpha_input", "output": "pni_alpha_output"}
@@ -75,6 +80,14 @@ def _sample_std(value: torch.Tensor, per_channel: bool) -> torch.Tensor:
     return value.std(dim=tuple(range(1, value.dim())), keepdim=True, unbiased=False)
 
 
+def _tensor_std(value: torch.Tensor, per_channel: bool) -> torch.Tensor:
+    """Eq. 6's σ of an activation (N, C, ...): the std of the whole batch tensor, or per channel (dim 1) over the
+    batch and the spatial cells."""
+    if per_channel and value.dim() > 1:
+        return value.std(dim=(0, *range(2, value.dim())), keepdim=True, unbiased=False)
+    return value.std(unbiased=False)
+
+
 def _weight_std(weight: torch.Tensor, per_channel: bool) -> torch.Tensor:
     if per_channel:
         return weight.std(dim=tuple(range(1, weight.dim())), keepdim=True, unbiased=False)
@@ -86,11 +99,13 @@ class PNIMixin:
 
     pni_enabled: bool
     pni_granularity: str
+    pni_activation_std: str = "sample"
 
     def _init_pni(self, locations: frozenset[str], granularity: str, alpha_init: float,
-                  activation_shapes: dict[str, tuple[int, ...]]) -> None:
+                  activation_shapes: dict[str, tuple[int, ...]], activation_std: str = "sample") -> None:
         self.pni_enabled = True
         self.pni_granularity = granularity
+        self.pni_activation_std = activation_std
         self.pni_locations = tuple(sorted(locations))
         weight: torch.Tensor = self.weight  # type: ignore[attr-defined]
         for where in ("weight", "input", "output"):
@@ -120,8 +135,9 @@ class PNIMixin:
         alpha = self._alpha(where)
         if alpha is None or not self.pni_enabled:
             return value
+        std = _tensor_std if self.pni_activation_std == "tensor" else _sample_std
         with torch.no_grad():
-            noise = torch.randn_like(value) * _sample_std(value, self.pni_granularity == "channel")
+            noise = torch.randn_like(value) * std(value, self.pni_granularity == "channel")
         return value + alpha * noise
 
     def noisy_weight(self) -> torch.Tensor:
@@ -140,7 +156,8 @@ class PNIMixin:
         return self.pni_enabled
 
     def pni_extra_repr(self) -> str:
-        return f"pni={'+'.join(self.pni_locations)}, granularity={self.pni_granularity}, enabled={self.pni_enabled}"
+        return (f"pni={'+'.join(self.pni_locations)}, granularity={self.pni_granularity}, "
+                f"activation_std={self.pni_activation_std}, enabled={self.pni_enabled}")
 
 
 class PNIConv2d(PNIMixin, nn.Conv2d):
@@ -169,14 +186,14 @@ _PNI_CLASS: dict[type[nn.Module], type[nn.Module]] = {nn.Conv2d: PNIConv2d, nn.L
 
 
 def _convert(layer: nn.Module, locations: frozenset[str], granularity: str, alpha_init: float,
-             activation_shapes: dict[str, tuple[int, ...]]) -> nn.Module:
+             activation_shapes: dict[str, tuple[int, ...]], activation_std: str) -> nn.Module:
     """Turn ``layer`` into its PNI subclass in place (keeps its parameters, buffers, hooks and settings).
 
     A class swap, as ``torch.nn.utils.parametrize`` does: the object (and its Parameter objects, which an optimizer
     may already hold) stays the same; only ``forward`` gains the noise and the α parameters are added.
     """
     layer.__class__ = _PNI_CLASS[type(layer)]
-    layer._init_pni(locations, granularity, alpha_init, activation_shapes)  # type: ignore[attr-defined]
+    layer._init_pni(locations, granularity, alpha_init, activation_shapes, activation_std)  # type: ignore[attr-defined]
     return layer
 
 
@@ -218,7 +235,8 @@ def _activation_shapes(model: nn.Module, names: Sequence[str], input_shape: tupl
 
 def inject_pni(model: nn.Module, *, locations: str | Iterable[str] = "W", granularity: Granularity = "layer",
                alpha_init: float = 0.25, inplace: bool = False, input_layer: str | None = None,
-               input_shape: tuple[int, int, int] | None = None) -> nn.Module:
+               input_shape: tuple[int, int, int] | None = None, activation_std: ActivationStd = "sample"
+               ) -> nn.Module:
     """Add PNI noise to every ``nn.Conv2d`` / ``nn.Linear`` of ``model`` (Rakin et al. 2019).
 
     Args:
@@ -231,6 +249,8 @@ def inject_pni(model: nn.Module, *, locations: str | Iterable[str] = "W", granul
         input_layer: name of the layer whose input is the network input for "I" (default: the first conv/linear).
         input_shape: (C, H, W) of one image, needed only for element-wise activation noise; taken from the model
             registry when the model was built by ``create_model``.
+        activation_std: σ of activation noise: ``"tensor"`` (the paper's Eq. 6: std of the batch tensor) or
+            ``"sample"`` (default: per-sample std); see the module docstring. Weight noise is unaffected.
 
     Returns the model with PNI layers, noise on. Each PNI layer declares ``stochastic`` (True while its noise is
     on), so evaluation finds the randomness by looking at the modules; see :func:`is_stochastic`.
@@ -245,6 +265,7 @@ def inject_pni(model: nn.Module, *, locations: str | Iterable[str] = "W", granul
         raise InputError(f"PNI granularity must be one of {', '.join(GRANULARITIES)}, got {granularity!r}")
     if not isinstance(alpha_init, (int, float)) or not alpha_init >= 0:
         raise InputError(f"alpha_init must be a number >= 0, got {alpha_init!r}")
+    _check_activation_std(activation_std)
     if not inplace:
         model = copy.deepcopy(model)
     layers = _target_layers(model)
@@ -267,8 +288,14 @@ def inject_pni(model: nn.Module, *, locations: str | Iterable[str] = "W", granul
         if "I" in chosen and name == first:
             where.add("input")
         if where:
-            _convert(layer, frozenset(where), granularity, alpha_init, shapes.get(name, _channel_only_shapes(layer)))
+            _convert(layer, frozenset(where), granularity, alpha_init, shapes.get(name, _channel_only_shapes(layer)),
+                     activation_std)
     return model
+
+
+def _check_activation_std(activation_std: str) -> None:
+    if activation_std not in ACTIVATION_STDS:
+        raise InputError(f"PNI activation_std must be one of {', '.join(ACTIVATION_STDS)}, got {activation_std!r}")
 
 
 def _channel_only_shapes(layer: nn.Module) -> dict[str, tuple[int, ...]]:
@@ -335,15 +362,19 @@ class PNITransform:
     locations: str = "W"
     granularity: Granularity = "layer"
     alpha_init: float = 0.25
+    activation_std: ActivationStd = "sample"
 
     def __post_init__(self) -> None:
         parse_locations(self.locations)
         if self.granularity not in GRANULARITIES:
             raise InputError(f"PNI granularity must be one of {', '.join(GRANULARITIES)}, got {self.granularity!r}")
+        _check_activation_std(self.activation_std)
 
     def apply(self, model: nn.Module) -> nn.Module:
-        return inject_pni(model, locations=self.locations, granularity=self.granularity, alpha_init=self.alpha_init)
+        return inject_pni(model, locations=self.locations, granularity=self.granularity, alpha_init=self.alpha_init,
+                          activation_std=self.activation_std)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "locations": "+".join(sorted(parse_locations(self.locations))),
-                "granularity": self.granularity, "alpha_init": self.alpha_init}
+                "granularity": self.granularity, "alpha_init": self.alpha_init,
+                "activation_std": self.activation_std}

@@ -59,13 +59,17 @@ def test_targeted_with_confidence(mnist_cnn, batch) -> None:
 
 def test_pni_preset(mnist_cnn, batch) -> None:
     preset = CarliniWagnerL2.pni()
-    assert (preset.initial_const, preset.lr, preset.steps, preset.binary_steps) == (0.01, 5e-4, 10, 1)
+    # Rakin, He, Fan 2019, §4.1: c 0.01, Adam lr 5e-4, κ 0, 9 binary-search steps, 10 iterations
+    assert (preset.initial_const, preset.lr, preset.steps, preset.binary_steps, preset.confidence) == (
+        0.01, 5e-4, 10, 9, 0.0)
     assert create_attack("cw_pni") == preset
     assert create_attack("cw_pni", steps=20).steps == 20
     x, y = batch[0][:8], batch[1][:8]
     result = preset(mnist_cnn, x, y)
-    assert result.queries == 8 * 10  # ten iterations, no binary search, no early abort
+    assert result.queries == 8 * 10 * 9  # ten iterations in each of the nine binary steps, no early abort
     assert result.norms["l2"].max() > 0  # it moved, if only a little: a weak attack by design
+    # Adam restarts from δ = 0 at every c: 10 steps of at most lr·(1 − β1)/√(1 − β2) in tanh space, halved in [0, 1]
+    assert float((result.adv - x).abs().max()) <= 10 * 5e-4 * (0.1 / 0.001**0.5) / 2 + 1e-6
     assert_in_box(result.adv)
 
 
