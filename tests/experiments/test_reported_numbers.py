@@ -93,6 +93,7 @@ def test_schema_defaults_the_label_and_renders_std_and_the_reason() -> None:
     markdown = render_markdown(result)
     assert "0.8489 ± 0.0011" in markdown and "0.8000 ± 0.0200" in markdown
     assert "not measured: no ImageNet training set here" in markdown
+    assert rows[0].measured_as == "clean" and "PNI-W — Clean; ours: clean" in markdown
     assert "2 numbers of the paper are recorded; 1 of them measured here" in markdown
 
 

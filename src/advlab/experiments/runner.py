@@ -98,6 +98,7 @@ class ResultRow:
     ours_std: float | None = None
     note: str = ""
     not_measured: str = ""
+    measured_as: str = ""  # the measurement's own label where it says more than the paper's (images, trials)
 
     @property
     def delta(self) -> float | None:
@@ -106,7 +107,8 @@ class ResultRow:
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "table": self.table, "label": self.label, "paper": self.paper,
                 "paper_std": self.paper_std, "ours": self.ours, "ours_std": self.ours_std, "delta": self.delta,
-                "unit": self.unit, "scale": self.scale, "note": self.note, "not_measured": self.not_measured}
+                "unit": self.unit, "scale": self.scale, "note": self.note, "not_measured": self.not_measured,
+                "measured_as": self.measured_as}
 
 
 @dataclass
@@ -179,7 +181,8 @@ def _merge_rows(preset: Preset, measured: list[Measurement], scale: str) -> list
         rows.append(ResultRow(reported.key, reported.table, reported.label, reported.value,
                               None if m is None else m.value, reported.unit, scale, paper_std=reported.std,
                               ours_std=None if m is None else m.std, note=reported.note,
-                              not_measured=reported.not_measured))
+                              not_measured=reported.not_measured,
+                              measured_as="" if m is None or m.label == reported.label else m.label))
     for m in measured:
         if m.key in by_key:
             rows.append(ResultRow(m.key, m.table, m.label, None, m.value, m.unit, scale, ours_std=m.std))
@@ -227,6 +230,8 @@ def render_markdown(result: ReproductionResult) -> str:
     ]
     for row in result.rows:
         label = f"{row.label} ({row.note})" if row.note else row.label
+        if row.measured_as:
+            label += f"; ours: {row.measured_as}"
         lines.append(f"| {row.table} | {label} | {row.unit} | {_fmt(row.paper, unit=row.unit, std=row.paper_std)} | "
                      f"{_ours_cell(row)} | {_fmt(row.delta, signed=True, unit=row.unit)} | {row.scale} |")
     measured = sum(row.ours is not None for row in result.rows if row.paper is not None)
