@@ -46,11 +46,13 @@ def train_model(ctx: ExperimentContext, arch: str, train_set: ImageDataset, *, o
                 **overrides: Any) -> nn.Module:
     """Build ``arch`` (unless ``model`` is given) and train it with the scale's recipe; returns it in eval mode.
 
-    Seeds every generator from the preset's ``seed`` first: torch seeds its global generator randomly per
-    process, so without this a network's initial weights, and every number measured on it, changed run to run.
+    When it builds the network it seeds every generator from the preset's ``seed`` first: torch seeds its global
+    generator randomly per process, so without this the initial weights, and every number measured on them,
+    changed run to run. A caller that passes ``model`` built (and seeded) it itself.
     """
-    seed_everything(int(ctx.settings.get("seed", 0)))
-    model = model if model is not None else create_model(arch, **(model_kwargs or {}))
+    if model is None:
+        seed_everything(int(ctx.settings.get("seed", 0)))
+        model = create_model(arch, **(model_kwargs or {}))
     config = train_config(ctx.settings, ctx.device, **overrides)
     ctx.log(f"training {label or arch}: {config.epochs} epochs, {config.optimizer} lr {config.lr}, "
             f"{len(train_set)} images, objective {(objective or CrossEntropy()).describe()['name']}")
