@@ -97,6 +97,11 @@ SubsetOption = typer.Option(None, "--n", "--subset", help="Use a seeded subset o
 DeviceOption = typer.Option("auto", "--device", help="cpu, cuda or auto.")
 
 
+def _settings_text(settings: dict) -> str:
+    return ", ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+                     for key, value in settings.items() if key != "name")
+
+
 @app.command("train")
 def train_command(
     model: str = typer.Option(..., "--model", help="Registry name (see `advlab models`) or package.module:factory."),
@@ -144,11 +149,15 @@ def train_command(
     check_training_folder(out, resume=resume, overwrite=overwrite)
     resolve_device(device)
     defense_args = split_scoped_kwargs(parse_kwargs(defense_arg), defense)
-    for card in build_defenses(defense, defense_args).cards:  # every setting in use, defaults included
-        if not quiet:
-            settings = ", ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
-                                 for key, value in card.items() if key != "name")
-            console.print(f"defense {card['name']}: {settings}", highlight=False, soft_wrap=True)
+    setup = build_defenses(defense, defense_args)
+    if not quiet:  # every setting in use, defaults included, and the attack an adversarial objective trains on
+        for card in setup.cards:
+            console.print(f"defense {card['name']}: {_settings_text(card)}", highlight=False, soft_wrap=True)
+        if hasattr(setup.objective, "build_attack"):
+            attack = setup.objective.build_attack()
+            shown = {key: getattr(attack, key) for key in ("eps", "alpha", "steps") if hasattr(attack, key)}
+            console.print(f"  training attack: {type(attack).__name__} {_settings_text(shown)}", highlight=False,
+                          soft_wrap=True)
     train_set = load_dataset(dataset, "train", data_dir=data_dir, n=n, seed=seed, download=download)
     test_set = load_dataset(dataset, "test", data_dir=data_dir, download=download)
     result = train_with_defense(

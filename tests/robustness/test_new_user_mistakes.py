@@ -115,3 +115,12 @@ def test_training_prints_every_setting_of_its_defenses(tmp_path: Path, cli_env: 
     assert completed.returncode == 0, completed.stderr
     line = next(line for line in completed.stdout.splitlines() if line.startswith("defense fgsm_mixed:"))
     assert "eps=0.2" in line and "clean_weight=0.5" in line
+
+
+def test_pgd_training_steps_follow_eps_and_the_attack_is_printed(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    args = [a for a in TRAIN if a != "--quiet"]
+    completed = _advlab(*args, "--defense", "pgd_at", "--defense-arg", "eps=0.3", "--out", str(tmp_path / "r"),
+                        env=cli_env)
+    assert completed.returncode == 0, completed.stderr
+    line = next(line for line in completed.stdout.splitlines() if "training attack:" in line)
+    assert "eps=0.3" in line and "alpha=0.075" in line and "steps=7" in line  # ε/4, not Madry's CIFAR 2/255

@@ -206,13 +206,14 @@ class PGDAdversarialTraining(_AttackObjective):
 
     ``min_θ E[ w_c·CE(x) + (1 − w_c)·max_{‖δ‖∞ ≤ ε} CE(x + δ) ]`` with the inner max approximated by ``steps``
     steps of PGD from a uniform random start (``random_start=False``: from x itself). Defaults follow Madry's
-    CIFAR-10 setting (ε = 8/255, 7 steps of 2/255, adversarial loss only, true labels); Madry's MNIST setting is
-    ε = 0.3, 40 steps of 0.01. PNI (Rakin et al. 2019, arXiv:1811.09310) uses ``clean_weight=0.5,
+    CIFAR-10 setting (ε = 8/255, 7 steps of 2/255, adversarial loss only, true labels); the step follows ε
+    (α = ε/4 unless given), so ``eps=0.3`` alone trains with 7 steps of 0.075, not of 2/255. Madry's MNIST setting
+    is ε = 0.3, 40 steps of 0.01. PNI (Rakin et al. 2019, arXiv:1811.09310) uses ``clean_weight=0.5,
     labels="predicted"`` and starts PGD at x: see :meth:`pni`.
 
     Args:
-        eps, step_size, steps, random_start, restarts: the PGD attack ([0, 1] units). ``early_stop`` is always
-            off in training: every sample gets the full number of steps.
+        eps, step_size, steps, random_start, restarts: the PGD attack ([0, 1] units); ``step_size=None`` is ε/4.
+            ``early_stop`` is always off in training: every sample gets the full number of steps.
         clean_weight, labels, warmup_epochs: see :class:`PerturbedInputObjective` and the module docstring.
 
     Shapes: x (N, C, H, W) in [0, 1], y (N,) -> scalar loss.
@@ -225,10 +226,15 @@ class PGDAdversarialTraining(_AttackObjective):
 
     name: ClassVar[str] = "pgd_at"
     eps: float = 8 / 255
-    step_size: float = 2 / 255
+    step_size: float | None = None
     steps: int = 7
     random_start: bool = True
     restarts: int = 1
+
+    @property
+    def alpha(self) -> float:
+        """The PGD step at the full ε: ``step_size``, or ε/4 (2/255 at Madry's 8/255)."""
+        return self.eps / 4 if self.step_size is None else float(self.step_size)
 
     @classmethod
     def pni(cls, **settings: Any) -> PGDAdversarialTraining:
@@ -240,7 +246,7 @@ class PGDAdversarialTraining(_AttackObjective):
         from advlab.attacks.pgd import PGD
 
         scale = self.eps_scale
-        return PGD(eps=self.eps * scale, step_size=self.step_size * scale, steps=self.steps,
+        return PGD(eps=self.eps * scale, step_size=self.alpha * scale, steps=self.steps,
                    random_start=self.random_start, restarts=self.restarts, early_stop=False)
 
 
