@@ -19,11 +19,25 @@ EVALUATE = [sys.executable, "-m", "advlab", "evaluate", "--model", "mlp", "--dat
             "--subset", "256", "--eps", "0.1", "--quiet", "--device", "cpu"]
 
 
+# The first evaluation: a real evaluate_model in its own process, slowed per batch so that it is still running
+# (and holding its folder) when the second one starts, however fast the machine is.
+FIRST = """
+import sys, time
+from torch import nn
+from advlab.data.sources import load_dataset
+from advlab.evaluate.pipeline import evaluate_model
+model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10)).eval()
+data = load_dataset("mnist-sample", "test").subset(64, seed=0)
+evaluate_model(model, {"label": "first"}, data, out_dir=sys.argv[1], epsilons=[0.1], batch_size=8,
+               progress=lambda *_: time.sleep(0.5))
+"""
+
+
 def test_a_second_evaluation_into_a_busy_out_is_refused_with_one_line(tmp_path: Path,
                                                                       cli_env: dict[str, str]) -> None:
     out = tmp_path / "shared"
-    first = subprocess.Popen([*EVALUATE, "--out", str(out), "--analyses", "statistics,gradients,examples"],
-                             env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = subprocess.Popen([sys.executable, "-c", FIRST, str(out)], env=cli_env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
         while not (out / LOCK_NAME).is_file():
@@ -33,9 +47,11 @@ def test_a_second_evaluation_into_a_busy_out_is_refused_with_one_line(tmp_path: 
             time.sleep(0.02)
         second = subprocess.run([*EVALUATE, "--out", str(out)], env=cli_env,
                                 capture_output=True, text=True, timeout=300)
+        still_running = first.poll() is None
     finally:
         first.kill()
         first.communicate()
+    assert still_running, "the first evaluation ended before the second was refused: the test proves nothing"
     assert second.returncode == 2, second.stderr
     assert "in use by another advlab evaluation" in second.stderr and "Traceback" not in second.stderr
 
