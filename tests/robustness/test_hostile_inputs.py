@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import advlab, assert_one_line_error
 
 from advlab.attacks import create_attack
 from advlab.data.dataset import ImageDataset
@@ -24,20 +23,6 @@ from advlab.errors import AdvlabError, InputError, UnknownNameError
 from advlab.evaluate import run_attack
 from advlab.models import create_model
 from advlab.train import TrainConfig, fit
-
-
-def _advlab(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "advlab", *args], check=False, capture_output=True, text=True, timeout=180,
-                          env=env)
-
-
-def _assert_one_line_error(completed: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert completed.returncode == 2, completed.stderr[-2000:]
-    assert "Traceback" not in completed.stderr
-    lines = [line for line in completed.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), completed.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def _mnist_like(n: int = 8, channels: int = 1, size: int = 28, classes: int = 10) -> ImageDataset:
@@ -55,18 +40,18 @@ def _visible_files(folder: Path) -> list[str]:
 
 
 def test_cli_typo_in_a_model_setting(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    completed = _advlab("train", "--model", "mlp", "--model-arg", "hiden_sizes=[8]", "--dataset", "mnist-sample",
+    completed = advlab("train", "--model", "mlp", "--model-arg", "hiden_sizes=[8]", "--dataset", "mnist-sample",
                         "--n", "20", "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet", "--device", "cpu",
                         env=cli_env)
-    _assert_one_line_error(completed, "hiden_sizes", "hidden_sizes")
+    assert_one_line_error(completed, "hiden_sizes", "hidden_sizes")
     assert not list((tmp_path / "run").glob("*.safetensors"))
 
 
 def test_cli_model_for_another_image_shape(tmp_path: Path, cli_env: dict[str, str]) -> None:
     # cifar_cnn expects 3x32x32 images; the MNIST sample has 1x28x28.
-    completed = _advlab("train", "--model", "cifar_cnn", "--dataset", "mnist-sample", "--n", "20", "--epochs", "1",
+    completed = advlab("train", "--model", "cifar_cnn", "--dataset", "mnist-sample", "--n", "20", "--epochs", "1",
                         "--out", str(tmp_path / "run"), "--quiet", "--device", "cpu", env=cli_env)
-    _assert_one_line_error(completed, "(1, 28, 28)", "advlab models")
+    assert_one_line_error(completed, "(1, 28, 28)", "advlab models")
     assert not list((tmp_path / "run").glob("*.safetensors"))
 
 
@@ -87,11 +72,11 @@ def test_cli_malicious_torch_file_runs_only_with_trust_pickle(tmp_path: Path, cl
                tmp_path / "evil.pt")
     attack = ["attack", "--attack", "fgsm", "--eps", "0.1", "--model", "mlp", "--weights", str(tmp_path / "evil.pt"),
               "--dataset", "mnist-sample", "--n", "4", "--device", "cpu"]
-    refused = _advlab(*attack, env=cli_env)
-    _assert_one_line_error(refused, "--trust-pickle")
+    refused = advlab(*attack, env=cli_env)
+    assert_one_line_error(refused, "--trust-pickle")
     assert not marker.exists(), "the default load ran code from the file"
     # The flag is what gates it: with --trust-pickle the payload does run (then the file is refused as weights).
-    trusted = _advlab(*attack, "--trust-pickle", env=cli_env)
+    trusted = advlab(*attack, "--trust-pickle", env=cli_env)
     assert trusted.returncode == 2 and "Traceback" not in trusted.stderr
     assert marker.exists()
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import advlab, assert_one_line_error
 
 from advlab.attacks.pgd import PGD
 from advlab.errors import InputError
@@ -19,30 +20,15 @@ TRAIN = ["train", "--model", "mlp", "--dataset", "mnist-sample", "--n", "64", "-
          "--device", "cpu"]
 
 
-def _advlab(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "advlab", *args], capture_output=True, text=True, timeout=300,
-                          env=env)
-
-
-def _one_line_error(completed: subprocess.CompletedProcess[str], *fragments: str) -> str:
-    assert completed.returncode == 2, completed.stderr[-2000:]
-    assert "Traceback" not in completed.stderr
-    lines = [line for line in completed.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), completed.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
-
-
 def test_train_refuses_a_folder_that_holds_a_run_unless_resumed_or_overwritten(tmp_path: Path,
                                                                                cli_env: dict[str, str]) -> None:
     out = str(tmp_path / "run")
-    assert _advlab(*TRAIN, "--out", out, env=cli_env).returncode == 0
+    assert advlab(*TRAIN, "--out", out, env=cli_env).returncode == 0
     before = (tmp_path / "run" / "last.safetensors").read_bytes()
-    _one_line_error(_advlab(*TRAIN, "--seed", "1", "--out", out, env=cli_env), "already holds a training run",
+    assert_one_line_error(advlab(*TRAIN, "--seed", "1", "--out", out, env=cli_env), "already holds a training run",
                     "--resume", "--overwrite")
     assert (tmp_path / "run" / "last.safetensors").read_bytes() == before, "the finished run was touched"
-    replaced = _advlab(*TRAIN, "--seed", "1", "--overwrite", "--out", out, env=cli_env)
+    replaced = advlab(*TRAIN, "--seed", "1", "--overwrite", "--out", out, env=cli_env)
     assert replaced.returncode == 0, replaced.stderr
     assert (tmp_path / "run" / "last.safetensors").read_bytes() != before
 
@@ -59,7 +45,7 @@ def test_output_paths_are_checked_before_any_work(command: list[str], fragments:
     begin = time.monotonic()
     completed = subprocess.run([sys.executable, "-m", "advlab", *command], capture_output=True, text=True,
                                timeout=300, env=cli_env, cwd=tmp_path)
-    _one_line_error(completed, *fragments)
+    assert_one_line_error(completed, *fragments)
     assert time.monotonic() - begin < 30, "the check came after the work"
     assert not list(tmp_path.iterdir()), "nothing may be written"
 
@@ -70,23 +56,23 @@ def test_devices_this_machine_lacks_are_one_line(device: str, fragment: str, tmp
                                                  cli_env: dict[str, str]) -> None:
     if device.startswith("cuda") and torch.cuda.is_available():
         pytest.skip("this machine has a CUDA GPU")
-    completed = _advlab("attack", "--attack", "fgsm", "--model", "mlp", "--dataset", "mnist-sample", "--n", "4",
+    completed = advlab("attack", "--attack", "fgsm", "--model", "mlp", "--dataset", "mnist-sample", "--n", "4",
                         "--eps", "0.1", "--device", device, env=cli_env)
-    _one_line_error(completed, fragment)
+    assert_one_line_error(completed, fragment)
 
 
 def test_weights_naming_a_folder_is_one_line(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    completed = _advlab("attack", "--attack", "fgsm", "--model", "mlp", "--weights", str(tmp_path), "--dataset",
+    completed = advlab("attack", "--attack", "fgsm", "--model", "mlp", "--weights", str(tmp_path), "--dataset",
                         "mnist-sample", "--n", "4", "--eps", "0.1", "--device", "cpu", env=cli_env)
-    _one_line_error(completed, "is a folder", "last.safetensors")
+    assert_one_line_error(completed, "is a folder", "last.safetensors")
 
 
 def test_evaluating_an_mnist_model_on_cifar_images_is_one_line(shared_data: Path, tmp_path: Path,
                                                               cli_env: dict[str, str]) -> None:
-    completed = _advlab("evaluate", "--model", "mlp", "--dataset", "cifar10", "--data-dir", str(shared_data),
+    completed = advlab("evaluate", "--model", "mlp", "--dataset", "cifar10", "--data-dir", str(shared_data),
                         "--subset", "8", "--eps", "0.01", "--device", "cpu", "--out", str(tmp_path / "e"),
                         env=cli_env)
-    _one_line_error(completed, "(3, 32, 32)")
+    assert_one_line_error(completed, "(3, 32, 32)")
 
 
 def test_float64_images_through_the_python_api_are_refused_with_the_fix() -> None:
@@ -97,20 +83,20 @@ def test_float64_images_through_the_python_api_are_refused_with_the_fix() -> Non
 
 
 def test_a_folder_with_no_dataset_file_fails_verification(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    _one_line_error(_advlab("data", "verify", "--data-dir", str(tmp_path), env=cli_env), "no dataset file")
+    assert_one_line_error(advlab("data", "verify", "--data-dir", str(tmp_path), env=cli_env), "no dataset file")
 
 
 def test_a_defense_setting_of_the_wrong_type_is_refused_before_training(tmp_path: Path,
                                                                         cli_env: dict[str, str]) -> None:
-    completed = _advlab(*TRAIN, "--defense", "pgd_at", "--defense-arg", "eps=abc", "--out", str(tmp_path / "r"),
+    completed = advlab(*TRAIN, "--defense", "pgd_at", "--defense-arg", "eps=abc", "--out", str(tmp_path / "r"),
                         env=cli_env)
-    _one_line_error(completed, "eps must be a number", "'abc'")
+    assert_one_line_error(completed, "eps must be a number", "'abc'")
     assert not (tmp_path / "r").exists()
 
 
 def test_training_prints_every_setting_of_its_defenses(tmp_path: Path, cli_env: dict[str, str]) -> None:
     args = [a for a in TRAIN if a != "--quiet"]
-    completed = _advlab(*args, "--defense", "fgsm_mixed", "--defense-arg", "eps=0.2", "--out", str(tmp_path / "r"),
+    completed = advlab(*args, "--defense", "fgsm_mixed", "--defense-arg", "eps=0.2", "--out", str(tmp_path / "r"),
                         env=cli_env)
     assert completed.returncode == 0, completed.stderr
     line = next(line for line in completed.stdout.splitlines() if line.startswith("defense fgsm_mixed:"))
@@ -119,7 +105,7 @@ def test_training_prints_every_setting_of_its_defenses(tmp_path: Path, cli_env: 
 
 def test_pgd_training_steps_follow_eps_and_the_attack_is_printed(tmp_path: Path, cli_env: dict[str, str]) -> None:
     args = [a for a in TRAIN if a != "--quiet"]
-    completed = _advlab(*args, "--defense", "pgd_at", "--defense-arg", "eps=0.3", "--out", str(tmp_path / "r"),
+    completed = advlab(*args, "--defense", "pgd_at", "--defense-arg", "eps=0.3", "--out", str(tmp_path / "r"),
                         env=cli_env)
     assert completed.returncode == 0, completed.stderr
     line = next(line for line in completed.stdout.splitlines() if "training attack:" in line)
