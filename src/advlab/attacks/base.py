@@ -156,6 +156,11 @@ def probe_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
                 raise
             raise InputError(f"the model cannot process images of shape {tuple(x.shape[1:])} ({exc}); "
                              "pass images of the shape it was built for (see `advlab models`)") from exc
+    return require_finite_logits(logits)
+
+
+def require_finite_logits(logits: torch.Tensor) -> torch.Tensor:
+    """``logits`` unchanged, or an :class:`InputError` when any is NaN or infinite (the argmax would be noise)."""
     if not torch.isfinite(logits).all():
         raise InputError("the model returned NaN or infinite logits for finite images in [0, 1]; its weights or "
                          "its forward pass are broken (a diverged training run?), so no accuracy can be measured")
@@ -290,10 +295,7 @@ class Attack(ABC):
                 # An attack whose first gradient pass ran at x reports those logits: no second clean pass.
                 clean_logits = run.clean_logits if run.clean_logits is not None else run.model(run.x)
                 adv_pred = run.model(run.adv).argmax(dim=-1)
-        if not torch.isfinite(clean_logits).all():
-            raise InputError("the model returned NaN or infinite logits for finite images in [0, 1]; its weights "
-                             "or its forward pass are broken, so no accuracy can be measured")
-        clean_pred = clean_logits.argmax(dim=-1)
+        clean_pred = require_finite_logits(clean_logits).argmax(dim=-1)
         success = adv_pred == run.target if run.target is not None else adv_pred != run.y
         return AttackResult(
             adv=run.adv,
