@@ -51,7 +51,7 @@ class DefenseSetup:
     objective: Any | None = None
     transforms: list[Any] = field(default_factory=list)
     cards: list[dict[str, Any]] = field(default_factory=list)
-    recipe: Any | None = None  # a two-stage defense (distillation, denoiser): see train_two_stage
+    recipe: Any | None = None  # a two-stage defense (distillation, denoiser): see training.two_stage
 
     @property
     def no_weight_decay(self) -> tuple[str, ...]:
@@ -89,8 +89,8 @@ def build_defenses(names: Sequence[str], settings: Mapping[str, Mapping[str, Any
     """Create each named defense with ``settings[name]``; e.g. ``["pni", "pgd_at"]`` is PNI-W trained with PGD.
 
     A defense of kind ``both`` serves as the objective and as a transform; one of kind ``recipe`` (two stages:
-    distillation, denoiser) is run by :func:`train_two_stage`, with the objective, if any, training its first
-    stage (e.g. van Everdingen's adversarially trained distillation teacher).
+    distillation, denoiser) is run by :func:`advlab.training.two_stage.train_two_stage`, with the objective, if
+    any, training its first stage (e.g. van Everdingen's adversarially trained distillation teacher).
     """
     from advlab.defenses.registry import DEFENSES, create_defense
 
