@@ -135,6 +135,8 @@ def train_command(
         0, "--robust-check", help="PGD-10 accuracy at the defense's ε on this many validation (else training) "
         "images each epoch; best checkpoint by it (guards fast_fgsm against catastrophic overfitting)."),
     amp: bool = typer.Option(False, "--amp", help="bf16 autocast on CUDA (no effect on CPU)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 (autocast) or auto (bf16 where the CPU "
+                                  "has AMX/AVX512-BF16, or on CUDA); the card records what ran."),
     channels_last: bool = typer.Option(False, "--channels-last", help="NHWC memory format for weights and batches."),
     device: str = DeviceOption,
     quiet: bool = typer.Option(
@@ -167,7 +169,7 @@ def train_command(
         config=dict(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, momentum=momentum,
                     nesterov=nesterov, weight_decay=weight_decay, schedule=schedule, pct_start=pct_start,
                     milestones=tuple(milestones),
-                    augmentation=augment, val_fraction=val_fraction, seed=seed, amp=amp,
+                    augmentation=augment, val_fraction=val_fraction, seed=seed, amp=amp, precision=precision,
                     channels_last=channels_last),
         out_dir=out, resume=resume, device=device, quiet=quiet, robust_check=robust_check,
     )
@@ -199,6 +201,8 @@ def attack_command(
     batch_size: int = typer.Option(256, "--batch-size"),
     seed: int = typer.Option(0, "--seed"),
     save_adv: Optional[Path] = typer.Option(None, "--save-adv", help="Write adversarial images (.safetensors/.npz)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or auto: the attack's passes (the "
+                                  "verdict is always fp32)."),
     trust_pickle: bool = TrustPickleOption,
     device: str = DeviceOption,
 ) -> None:
@@ -224,7 +228,8 @@ def attack_command(
         err_console.print("[yellow]warning:[/] this model is randomized: one gradient sample per step overstates "
                           "its robustness; add --attack-arg eot_samples=10, or use `advlab evaluate` (EOT + trials)")
     rows = run_attack_campaign(
-        loaded.model, data, attack, epsilons=parse_eps_list(eps), settings=parse_kwargs(attack_arg),
+        loaded.model, data, attack, epsilons=parse_eps_list(eps),
+        settings={"precision": precision, **parse_kwargs(attack_arg)},
         targeted=targeted, batch_size=batch_size, seed=seed, device=device, keep_adversarial=save_adv is not None,
     )
     if not is_main():

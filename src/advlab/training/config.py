@@ -42,7 +42,10 @@ class TrainConfig:
             validation; ``fit`` takes the split sets. drop_last: drop the final incomplete batch of each epoch.
     Run:
         seed: seeds the data generator (shuffling, augmentation; seed + 1) and, via ``seed_everything``, the
-            global generators. amp: bf16 autocast on CUDA (ignored on CPU). channels_last: keep the model's
+            global generators. precision: ``"fp32"``, ``"bf16"`` (autocast of the forward and backward passes;
+            weights, optimizer and loss stay fp32) or ``"auto"`` (bf16 where the CPU has AMX/AVX512-BF16 or on
+            CUDA: :mod:`advlab.precision`); the card records what ran. amp: the older switch, bf16 on CUDA only
+            (the same as ``precision="bf16"`` there). channels_last: keep the model's
             weights and every training batch in NHWC memory format (values unchanged; often faster for
             convolutions with several input channels, nothing for 1-channel MNIST). device: ``"cpu"``, ``"cuda"``,
             ``"cuda:1"``; None picks CUDA when available. best_metric: epoch metric that selects
@@ -71,6 +74,7 @@ class TrainConfig:
     drop_last: bool = False
     seed: int = 0
     amp: bool = False
+    precision: str = "fp32"
     channels_last: bool = False
     device: str | None = None
     best_metric: str = "val_acc"
@@ -116,6 +120,10 @@ class TrainConfig:
                f"seed must be an integer in [0, 2**32 - 1), got {self.seed!r}")
         _check(isinstance(self.best_metric, str) and self.best_metric != "",
                f"best_metric must name an epoch metric such as 'val_acc', got {self.best_metric!r}")
+        from advlab.precision import PRECISIONS
+
+        _check(self.precision in PRECISIONS,
+               f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         from advlab.augment import AUGMENTATIONS
 
         _check(self.augmentation in AUGMENTATIONS,

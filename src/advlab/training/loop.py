@@ -45,6 +45,8 @@ from advlab.errors import (
 )
 from advlab.models.checkpoint import RESERVED_CARD_KEYS, save_checkpoint, to_jsonable
 from advlab.objectives import CrossEntropy, check_objective, start_batch, start_epoch
+from advlab.precision import autocast as precision_autocast
+from advlab.precision import resolve_precision
 from advlab.progress import TrainProgress
 from advlab.seed import seed_everything
 from advlab.training.config import TrainConfig
@@ -61,7 +63,7 @@ from advlab.training.state import (
 
 EvalHook = Callable[[nn.Module, int], Mapping[str, float]]
 # Settings that may change between an interrupted run and its resumption without changing what is computed.
-RESUMABLE_CHANGES = frozenset({"epochs", "device", "channels_last"})
+RESUMABLE_CHANGES = frozenset({"epochs", "device", "channels_last", "precision"})
 BUILTIN_METRICS = frozenset({"epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "time_s"})
 
 
@@ -157,11 +159,22 @@ def resolve_device(device: str | torch.device | None, config: TrainConfig) -> to
     return resolved
 
 
-def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast on CUDA when ``enabled`` (bf16 needs no loss scaling); a no-op elsewhere."""
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def training_precision(config: TrainConfig, device: torch.device) -> str:
+    """``"fp32"`` or ``"bf16"``: ``config.precision`` on this device (``auto`` decided by the hardware), with the
+    older ``amp`` switch meaning bf16 on CUDA."""
+    if config.amp and device.type == "cuda":
+        return "bf16"
+    return resolve_precision(config.precision, device)
+
+
+def autocast(device: torch.device, precision: str | bool) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on ``device`` for ``precision="bf16"`` (bf16 needs no loss scaling); a no-op for fp32.
+
+    ``True``/``False`` are the older ``amp`` switch: bf16 on CUDA only.
+    """
+    if isinstance(precision, bool):
+        precision = "bf16" if precision and device.type == "cuda" else "fp32"
+    return precision_autocast(precision, device)
 
 
 @contextlib.contextmanager
@@ -244,6 +257,7 @@ def _train_one_epoch(
     then the DDP wrapper, which averages the gradients. Scaling each rank's mean loss by its share of the batch
     makes that average the full batch's mean gradient even when the slices differ in size.
     """
+    precision = training_precision(config, device)
     model.train()
     probe.reset()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -267,7 +281,7 @@ def _train_one_epoch(
         probe.batch(x, y)
         optimizer.zero_grad(set_to_none=True)
         try:
-            with autocast(device, config.amp):
+            with autocast(device, precision):
                 loss = objective(model, x, y)
         except RuntimeError as exc:
             if batch_index or not looks_like_shape_mismatch(exc):  # the first batch tells a wrong input shape
@@ -430,7 +444,8 @@ def fit(
     def build_card() -> dict[str, Any]:
         return to_jsonable({
             "dataset": _dataset_entry(train_set, val_set), "objective": objective.describe(),
-            "train": config.to_dict(), "seed": config.seed, "epochs_completed": len(history),
+            "train": config.to_dict(), "precision": training_precision(config, run_device), "seed": config.seed,
+            "epochs_completed": len(history),
             "metrics": history, "best": best, **extra,
         })
 
