@@ -268,8 +268,11 @@ def evaluate_command(
                                                     "images, 2/255,4/255,8/255 otherwise)."),
     norm: str = typer.Option("linf", "--norm", help="linf or l2."),
     attack: list[str] = typer.Option([], "--attack", help="Extra registered attacks beside the suite."),
-    analyses: list[str] = typer.Option([], "--analyses", help="statistics, grid, gradients, examples, noise, steps "
-                                                              "(comma-separated or repeated)."),
+    analyses: list[str] = typer.Option([], "--analyses", help="statistics, grid, gradients, examples, noise, steps, "
+                                                              "certified (comma-separated or repeated)."),
+    sigma: Optional[float] = typer.Option(None, "--sigma", help="certified: the smoothing noise std (default: the "
+                                          "σ the model was trained with, else 0.25)."),
+    certify_n: int = typer.Option(1000, "--certify-n", help="certified: noise samples per certificate."),
     no_checks: bool = typer.Option(False, "--no-checks", help="Skip the gradient-masking sanity checks."),
     trials: Optional[int] = typer.Option(None, "--trials", help="Repeats for randomized models (default 5)."),
     no_eot: bool = typer.Option(False, "--no-eot", help="Attack randomized models without EOT (the naive number)."),
@@ -297,12 +300,24 @@ def evaluate_command(
     loaded = load_model(model, weights, model_args=parse_kwargs(model_arg), trust_pickle=trust_pickle, device=device)
     data = load_dataset(dataset, split, data_dir=data_dir, n=n, seed=seed)
     epsilons = parse_eps_list(eps) or default_epsilons(data.image_shape, norm)
+    wanted = {part.strip() for value in analyses for part in value.split(",") if part.strip()}
+    certify = "certified" in wanted
     with cli_progress(quiet) as progress:
         card = evaluate_model(
             loaded.model, loaded.card, data, suite=suite, epsilons=epsilons, norm=norm, attacks=attack,
-            analyses=parse_analyses(analyses), checks=not no_checks, trials=trials, eot=not no_eot,
-            batch_size=batch_size, seed=seed, out_dir=out, progress=progress, device=device,
+            analyses=parse_analyses(sorted(wanted - {"certified"})), checks=not no_checks, trials=trials,
+            eot=not no_eot, batch_size=batch_size, seed=seed, out_dir=out, progress=progress, device=device,
         )
+    if certify:  # randomized smoothing sits above the evaluation layer: its curves join the card here
+        from advlab.certify.analysis import DEFAULT_SIGMA, certified_analysis, training_sigma
+        from advlab.evaluate.card import save_card
+
+        trained = training_sigma(loaded.card)
+        subset = data.subset(min(200, len(data)), seed=seed)
+        card.analyses.update(certified_analysis(
+            loaded.model, subset, sigma=sigma or trained or DEFAULT_SIGMA, n=certify_n, seed=seed,
+            state_dir=out / "state", trained_sigma=trained))
+        save_card(out / "card.json", card)
     build_report([card], out, sources=[out / "card.json"])
     print_summary(card, console)
     console.print(f"card: {out / 'card.json'}")

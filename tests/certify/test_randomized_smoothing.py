@@ -145,3 +145,22 @@ def test_the_cli_writes_per_image_radii_and_the_curve(tmp_path: Path) -> None:
     refused = subprocess.run([*command[:-1], str(tmp_path / "c" / "certify.json" / "x")], capture_output=True,
                              text=True, timeout=300, env=env)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
+
+
+def test_what_is_certified_is_never_more_than_what_survives_the_attack() -> None:
+    from advlab.certify.analysis import certified_analysis, training_sigma
+
+    torch.manual_seed(3)
+    w = torch.randn(1, 4, 4)
+    w = w / w.norm()
+    x = torch.rand(40, 1, 4, 4)
+    model = Linear2(w, float((x.flatten(1) @ w.flatten()).median()))
+    y = model(x).argmax(1)
+    curves = certified_analysis(model, (x, y), sigma=0.25, n0=50, n=2000, radii=(0.0, 0.1, 0.2, 0.4),
+                                attack_samples=32, attack_steps=10)
+    certified, attacked = (payload["y"] for payload in curves.values())
+    assert all(c <= a + 1e-9 for c, a in zip(certified, attacked)), (certified, attacked)
+    assert attacked[-1] < attacked[0] and certified[-1] < certified[0]  # both fall with the radius
+    assert all(payload["x_label"] == "L2 radius" for payload in curves.values())  # drawn in one plot
+    assert training_sigma({"defenses": [{"name": "gaussian_augmentation", "scale": 0.5}]}) == 0.5
+    assert training_sigma({"defenses": [{"name": "pgd_at"}]}) is None
