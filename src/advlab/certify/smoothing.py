@@ -65,7 +65,7 @@ class SmoothedClassifier:
         """How often the base model predicts each class on ``n`` noisy copies of one image ``x`` (C, H, W): (K,)."""
         totals: torch.Tensor | None = None
         left = n
-        with frozen_eval(self.model), torch.no_grad():
+        with frozen_eval(self.model), torch.inference_mode():
             while left > 0:
                 size = min(self.batch_size, left)
                 copies = x.unsqueeze(0).expand(size, *x.shape)
