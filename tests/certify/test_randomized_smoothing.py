@@ -164,3 +164,15 @@ def test_what_is_certified_is_never_more_than_what_survives_the_attack() -> None
     assert all(payload["x_label"] == "L2 radius" for payload in curves.values())  # drawn in one plot
     assert training_sigma({"defenses": [{"name": "gaussian_augmentation", "scale": 0.5}]}) == 0.5
     assert training_sigma({"defenses": [{"name": "pgd_at"}]}) is None
+
+
+def test_the_moment_network_agrees_with_smoothing_on_a_linear_model_and_costs_one_pass() -> None:
+    from advlab.certify.moments import moment_network_agreement
+
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 3)).eval()
+    x = torch.rand(30, 1, 4, 4)
+    y = model(x).argmax(1)
+    small = moment_network_agreement(model, (x, y), sigma=0.05, n=400, alpha=0.01)
+    assert small.images == 30 and small.agreement >= 0.9  # little noise: both are the network's own prediction
+    assert small.moment_accuracy >= 0.9 and small.cost_ratio > 1.0

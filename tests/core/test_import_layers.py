@@ -68,3 +68,11 @@ def test_no_import_points_up() -> None:
             elif target != source and RANK[target] == RANK[source]:
                 upward.append(f"{path.relative_to(ROOT)}:{line} ({source}) imports {target} of its own layer")
     assert not upward, "\n".join(upward)
+
+
+def test_no_test_skips_when_an_advlab_module_is_missing() -> None:
+    """A missing module of advlab's own must fail the suite, never skip it (``importorskip`` is for peers)."""
+    tests = Path(__file__).resolve().parents[1]
+    offenders = [str(path.relative_to(tests)) for path in tests.rglob("*.py")
+                 if 'importorskip("advlab' in path.read_text(encoding="utf-8")]
+    assert not offenders, offenders
