@@ -181,7 +181,7 @@ def _denoiser(**settings: Any) -> Any:
     return DenoiserDefense(**settings)
 
 
-# --- the colleague's transforms (advlab.defenses.pni, advlab.defenses.stochastic) ---------------------------------
+# --- noise and moment transforms (advlab.defenses.pni, advlab.defenses.stochastic) --------------------------------
 
 @register_defense("pni", kind="transform", stochastic=True,
                   paper="Rakin, He, Fan 2019, Parametric Noise Injection (arXiv:1811.09310)",

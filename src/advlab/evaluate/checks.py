@@ -269,7 +269,7 @@ def _registered(name: str, **settings: Any) -> Attack | None:
 
     if name not in ATTACKS:
         try:
-            import advlab.attacks  # noqa: F401 - registers the attacks the lead wired into the package
+            import advlab.attacks  # noqa: F401 - importing the package registers every attack
         except ImportError:
             return None
         if name not in ATTACKS:

@@ -2,7 +2,7 @@
 
 A suite is a tuple of :class:`AttackSpec`; nothing is built at import time. :func:`build_suite` turns a suite
 into :class:`~advlab.evaluate.cascade.CascadeStage` objects for one ε and norm through the attack registry
-(``create_attack``), so a suite never imports an attack module itself and an attack a colleague renames fails
+(``create_attack``), so a suite never imports an attack module itself and an attack that is renamed fails
 with the registry's "unknown attack ... did you mean" error.
 
 ε-relative settings are multiples of ε: ``eps_relative={"step_size": 0.25}`` sets ``step_size = ε / 4``.
@@ -78,7 +78,7 @@ def build_attack(spec: AttackSpec, eps: float, norm: Norm | str = Norm.LINF) -> 
     if name is None:
         return None
     if name not in ATTACKS:
-        import advlab.attacks  # noqa: F401 - importing the package registers the attacks the lead wired in
+        import advlab.attacks  # noqa: F401 - importing the package registers every attack
     factory = ATTACKS.entry(name).factory
     settings = {"eps": eps, **spec.settings, **{key: factor * eps for key, factor in spec.eps_relative.items()}}
     if dataclasses.is_dataclass(factory):
