@@ -7,7 +7,8 @@ images per second and the ratio to the default layout. Writes a JSON result with
 
     .venv/bin/python benchmarks/bench_training.py --out benchmarks/results_training.json
 
-``--amp`` (bf16 autocast) only acts on CUDA, so on a CPU-only machine it is not measured here.
+``precision="bf16"`` is bf16 autocast of the forward and backward passes (fast where the CPU has AMX or
+AVX512-BF16; the CPU's flags are printed). ``--amp`` only acts on CUDA and is not measured here.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from advlab.models.registry import MODELS
 from advlab.train import TrainConfig, fit
 
 MODEL_NAMES = ("mnist_cnn", "cifar_cnn", "resnet20")
-OPTIONS = {"default": {}, "channels_last": {"channels_last": True}}
+OPTIONS = {"default": {}, "channels_last": {"channels_last": True}, "bf16": {"precision": "bf16"},
+           "bf16 + channels_last": {"precision": "bf16", "channels_last": True}}
 
 
 def random_images(shape: tuple[int, ...], n: int, seed: int = 0) -> ImageDataset:
@@ -71,6 +73,10 @@ def main() -> None:
     args = parser.parse_args()
 
     console = Console()
+    from advlab.precision import NATIVE_BF16_FLAGS, cpu_flags
+
+    console.print(f"CPU: {platform.processor() or platform.machine()}; native bf16 flags: "
+                  f"{sorted(cpu_flags() & NATIVE_BF16_FLAGS) or 'none'}")
     table = Table(title=f"fit() training throughput, batch {args.batch_size}, {torch.get_num_threads()} threads")
     for column in ("model", "option", "images/s (median)", "ratio vs default"):
         table.add_column(column, justify="right")
@@ -91,6 +97,7 @@ def main() -> None:
             "date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "load_average": list(os.getloadavg()),
+            "native_bf16_flags": sorted(cpu_flags() & NATIVE_BF16_FLAGS),
         }
         write_json(args.out, {"environment": environment, "settings": vars(args) | {"out": str(args.out)},
                               "rows": rows})
