@@ -338,6 +338,8 @@ def certify_command(
     n0: int = typer.Option(100, "--n0", help="Noise samples that choose the class."),
     alpha: float = typer.Option(0.001, "--alpha", help="Failure probability of each certificate."),
     batch_size: int = typer.Option(1000, "--batch-size", help="Noisy copies per forward pass."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or auto for the base classifier's "
+                                  "passes (bf16 runs a channels_last copy; the certificate stays exact)."),
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(Path("runs/certify"), "--out", help="certify.json and the resumable state/."),
     trust_pickle: bool = TrustPickleOption,
@@ -353,17 +355,20 @@ def certify_command(
     from advlab.io import write_json
     from advlab.loading import load_model
     from advlab.outputs import check_writable
+    from advlab.precision import resolve_precision
     from advlab.progress import cli_progress
     from advlab.training.recipe import resolve_device
 
     check_writable(out, "--out")
     device = resolve_device(device)
+    resolve_precision(precision, device)
     loaded = load_model(model, weights, model_args=parse_kwargs(model_arg), trust_pickle=trust_pickle, device=device)
     data = load_dataset(dataset, split, data_dir=data_dir, n=subset, seed=seed)
     with exclusive_folder(out, "certification"), cli_progress(quiet) as progress:
         result = certify_dataset(loaded.model, data, sigma=sigma, n0=n0, n=n, alpha=alpha, batch_size=batch_size,
                                  seed=seed, device=device, state_path=out / "state" / "certify.json",
-                                 progress=progress)
+                                 progress=progress, precision=precision,
+                                 channels_last=resolve_precision(precision, device) == "bf16")
         radii = [round(0.25 * i, 2) for i in range(13)]
         write_json(out / "certify.json", {**result.to_dict(), "model": loaded.card, "curve": result.curve(radii)})
     table = Table(title=f"certified accuracy, σ = {sigma:g}, n = {n:,}, α = {alpha:g} ({len(data)} images)")

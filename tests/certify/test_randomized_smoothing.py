@@ -176,3 +176,16 @@ def test_the_moment_network_agrees_with_smoothing_on_a_linear_model_and_costs_on
     small = moment_network_agreement(model, (x, y), sigma=0.05, n=400, alpha=0.01)
     assert small.images == 30 and small.agreement >= 0.9  # little noise: both are the network's own prediction
     assert small.moment_accuracy >= 0.9 and small.cost_ratio > 1.0
+
+
+def test_bf16_channels_last_certifies_like_fp32() -> None:
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, 3)).eval()
+    x = torch.rand(20, 1, 8, 8)
+    y = model(x).argmax(1)
+    full = certify_dataset(model, (x, y), sigma=0.1, n0=20, n=300, alpha=0.01, seed=1)
+    fast = certify_dataset(model, (x, y), sigma=0.1, n0=20, n=300, alpha=0.01, seed=1, precision="bf16",
+                           channels_last=True)
+    agree = sum(a["prediction"] == b["prediction"] for a, b in zip(full.records, fast.records))
+    assert agree >= 18 and fast.settings["precision"] == "bf16"
+    assert next(model.parameters()).is_contiguous()  # the caller's model is not converted

@@ -21,6 +21,7 @@ from advlab.errors import InputError
 from advlab.evaluate.inputs import DataLike, as_eval_data, model_device, model_fingerprint
 from advlab.evaluate.progress import ProgressLike, ProgressReporter
 from advlab.evaluate.state import EvaluationState
+from advlab.precision import resolve_precision
 
 
 @dataclass
@@ -64,13 +65,14 @@ class CertificationResult:
 def certify_dataset(
     model: nn.Module, data: DataLike, *, sigma: float, n0: int = 100, n: int = 100_000, alpha: float = 0.001,
     batch_size: int = 1000, seed: int = 0, device: torch.device | str | None = None,
-    state_path: str | Path | None = None, progress: ProgressLike = None,
+    state_path: str | Path | None = None, progress: ProgressLike = None, precision: str = "fp32",
+    channels_last: bool = False,
 ) -> CertificationResult:
     """Cohen et al.'s CERTIFY on every image of ``data`` (defaults: their n0 = 100, n = 100,000, α = 0.001).
 
     Args:
         sigma: noise std in [0, 1] pixel units; the base model should have been trained with this noise.
-        batch_size: noisy copies per forward pass.
+        batch_size: noisy copies per forward pass. precision / channels_last: see :class:`SmoothedClassifier`.
         state_path: a JSON state file; a rerun with the same settings resumes from it (None: in memory).
     """
     if not 0.0 < alpha < 1.0:
@@ -79,8 +81,10 @@ def certify_dataset(
     if len(data) == 0:
         raise InputError(f"{data.name} holds no images; check the data source and --subset")
     device = model_device(model, device)
-    smoothed = SmoothedClassifier(model, sigma, batch_size=batch_size)
-    settings = {"sigma": float(sigma), "n0": n0, "n": n, "alpha": alpha, "seed": seed}
+    smoothed = SmoothedClassifier(model, sigma, batch_size=batch_size, precision=precision,
+                                  channels_last=channels_last)
+    settings = {"sigma": float(sigma), "n0": n0, "n": n, "alpha": alpha, "seed": seed,
+                "precision": resolve_precision(precision, device)}
     state = EvaluationState(state_path, {
         "kind": "certify", "model_weights": model_fingerprint(model),
         "data": {"name": data.name, "n": len(data), "sha256": data.fingerprint()}, **settings})
