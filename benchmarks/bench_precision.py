@@ -2,7 +2,8 @@
 
 Runs PGD-10 (L∞, ε = 8/255, step ε/4) over the same images and random starts in fp32, bf16 autocast, and bf16 +
 channels_last, on the pretrained CIFAR-10 ResNet-20 (fixed-step) and on the same network fine-tuned with FGSM-RS
-(adversarially trained, where strength shows; fixed-step and with early stop), and prints seconds, images per
+(adversarially trained, where strength shows; fixed-step and with early stop, beside torchattacks' PGD when it is
+installed), and prints seconds, images per
 second, robust accuracy and the fraction of the matmul peak (GFLOP/s of a 2048³ matmul in the same precision,
 measured in the same run) that the attack's FLOPs reach. The CPU's bf16 flags are printed.
 
@@ -95,6 +96,28 @@ def attack_rows(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, bat
     return rows
 
 
+def torchattacks_row(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int) -> dict | None:
+    """torchattacks' PGD (fp32, every step on every image) with the same ε, step and steps, if it is installed."""
+    try:
+        import torchattacks
+    except ImportError:
+        return None
+    attack = torchattacks.PGD(model, eps=8 / 255, alpha=2 / 255, steps=10, random_start=True)
+    attack(x[:8], y[:8])  # warm-up
+    torch.manual_seed(0)
+    begin = time.perf_counter()
+    robust = []
+    for start in range(0, len(y), batch_size):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        adv = attack(xb, yb)
+        with torch.no_grad():
+            robust.append(model(adv).argmax(dim=-1) == yb)
+    seconds = time.perf_counter() - begin
+    return {"setting": f"torchattacks {torchattacks.__version__} PGD (fp32)", "early_stop": False, "seconds": seconds,
+            "images_per_s": len(y) / seconds, "robust_accuracy": float(torch.cat(robust).float().mean()),
+            "gflops": None, "fraction_of_peak": None}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True)
@@ -116,6 +139,9 @@ def main() -> None:
     if args.robust_images:
         robust = fast_fgsm_resnet20(load_model("resnet20", weights).model, args.data_dir, images=args.robust_images,
                                     epochs=args.robust_epochs, cache=Path(args.robust_cache))
+        peer = torchattacks_row(robust, x, y, batch_size=args.batch_size)
+        if peer is not None:
+            rows.append(dict(peer, model="FGSM-RS fine-tuned"))
         for early_stop in (False, True):
             rows += [dict(row, model="FGSM-RS fine-tuned") for row in attack_rows(
                 robust, x, y, batch_size=args.batch_size, early_stop=early_stop, flops_per_image=flops_per_image,
@@ -129,10 +155,12 @@ def main() -> None:
                    "of peak"):
         table.add_column(column, justify="right")
     for row in rows:
-        base = next(r["seconds"] for r in rows if r["model"] == row["model"] and r["early_stop"] == row["early_stop"])
+        # ratios against the first row of the model: torchattacks' PGD where it ran, else advlab's fp32
+        base = next(r["seconds"] for r in rows if r["model"] == row["model"])
         table.add_row(row["model"], "yes" if row["early_stop"] else "no", row["setting"], f"{row['seconds']:.2f}",
                       f"{row['images_per_s']:.1f}", f"{base / row['seconds']:.2f}x", f"{row['robust_accuracy']:.3f}",
-                      f"{row['gflops']:.0f}", f"{row['fraction_of_peak']:.1%}")
+                      "—" if row["gflops"] is None else f"{row['gflops']:.0f}",
+                      "—" if row["fraction_of_peak"] is None else f"{row['fraction_of_peak']:.1%}")
     console.print(table)
     write_json(Path(args.out), {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                                 "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
