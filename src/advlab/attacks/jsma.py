@@ -103,9 +103,8 @@ class JSMA(Attack):
         gamma: maximum fraction of features changed (paper: 0.1 on MNIST, i.e. ⌊γD/2⌋ two-pixel steps).
         saliency: "pairs" (default): the paper's pair saliency α_pq·|β_pq| with α_pq > 0, β_pq < 0; "additive":
             Wang et al.'s single-pixel score α_p − β_p, the two best pixels per step (the update is our choice);
-            "target": the two largest target gradients (ART's simplification; measured on the benchmark's MNIST
-            CNN it reaches the target more often, because the paper's sign conditions often leave no admissible
-            pair).
+            "target": the two largest target gradients (ART's simplification; it can reach the target where the
+            paper's sign conditions leave no admissible pair: see ``benchmarks/README.md``).
         pair_chunk: images whose (D, D) pair scores are built at once; memory is ``pair_chunk · D² · 4`` bytes
             per temporary (32 MNIST images ≈ 80 MB).
 

@@ -303,10 +303,9 @@ class NoiseFGSMTraining(_AttackObjective):
     ``x̃ = clip_[0,1](x + η + α·sign(∇ₓ CE(x + η, y)))`` with ``η ~ U(−k·ε, k·ε)``, k = 2 and α = ε by default:
     the cost of fast FGSM (one forward/backward per image), but the perturbation may reach (k + 1)·ε in L∞.
     The authors show that this stronger noise, without the projection, avoids the *catastrophic overfitting*
-    of FGSM with a random start at large ε, where FGSM-RS's robustness collapses within an epoch. Measured here
-    (``experiments/mnist-adversarial-training``): FGSM-RS on ``mnist_cnn`` at ε = 0.3 collapsed to 0 % PGD
-    accuracy in its second epoch with α = 1.25·ε and with α = ε -- and so did N-FGSM there, whose U(−0.6, 0.6)
-    noise also drowns the digits (test accuracy 0.78 after two epochs): at MNIST's ε = 0.3 it is no remedy.
+    of FGSM with a random start at large ε, where FGSM-RS's robustness collapses within an epoch. At MNIST's
+    ε = 0.3 its U(−0.6, 0.6) noise also covers much of the digits; what it did there is measured in
+    ``experiments/mnist-adversarial-training/README.md``.
 
     Generation follows the module's rule (model in eval mode, parameters frozen); trained on the perturbed loss
     only unless ``clean_weight`` > 0.
@@ -357,11 +356,9 @@ class GradAlignTraining(_AttackObjective):
     exactly zero at either point are left out of the mean, as in the authors' code.
 
     Cost: FGSM training (one forward/backward for the attack, one for the loss) plus one forward/backward at
-    x + η with ``create_graph`` and the second-order backward through it. Measured on ``mnist_cnn`` (batch 128,
-    one thread): 1.0 s a step against 0.50 s for FGSM-RS and 1.83 s for PGD-10 training. Measured there at
-    ε = 0.3 (λ = 1, ``experiments/mnist-adversarial-training``) it did not help: 0.3 % PGD-40 accuracy after one
-    epoch, with *better* aligned gradients (cos 0.61 at ε 0.3) than the robust PGD-AT model's (0.50): alignment
-    was not what failed there (FGSM-RS with an unclipped start did train robustly, see :class:`FastFGSMTraining`).
+    x + η with ``create_graph`` and the second-order backward through it: about twice FGSM-RS's cost a step, about
+    half of PGD-10 training's. Its cost and results on MNIST are measured in
+    ``experiments/mnist-adversarial-training/README.md``.
     The FGSM gradient at x is computed once and used for both the step and the alignment. Both input gradients
     are taken in eval mode, as every attack here (dropout off, batch-norm running statistics), the parameters
     differentiable only for the second one (the regularizer's gradient flows through it).

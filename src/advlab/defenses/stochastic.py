@@ -32,9 +32,8 @@ first-order only (the ReLU rule has a hand-written backward; double backward rai
 Cost: the variance path doubles every convolution, and the censored-normal ReLU is ~15 elementwise passes where a
 ReLU is one, so the ReLU math dominates. Two measures keep it down: a conv directly followed by an eval batch-norm
 is folded into one conv (for mean and variance), and the ReLU rule is one autograd node with in-place steps that
-saves 3 tensors for backward. Measured on ResNet-20, batch 256, CPU (1 thread, shared machine): about 3x the
-standard forward's time (2.6-3x for forward + input gradient); peak memory above the model's ~2.7x in no-grad
-inference and ~1.7x for forward + input gradient.
+saves 3 tensors for backward. Expect a few times the standard forward's time and memory; the cost ratio against
+smoothing's sampling is measured in ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
