@@ -19,6 +19,7 @@ from advlab.attacks.pgd import PGDL2
 from advlab.certify.dataset import certify_dataset
 from advlab.evaluate.inputs import DataLike, as_eval_data, model_device
 from advlab.evaluate.payloads import curve_payload
+from advlab.evaluate.randomness import seeded
 
 DEFAULT_SIGMA = 0.25
 DEFAULT_RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -68,20 +69,16 @@ def certified_analysis(
                                 state_path=None if state_dir is None else Path(state_dir) / "certify.json")
     smoothed = SoftSmoothed(model, sigma, attack_samples).eval()
     attacked = []
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
-        for radius in radii:
-            correct = 0
-            for index in range(data.num_batches(batch_size)):
-                x, y = data.batch(index, batch_size, device)
+    for radius in radii:
+        correct = 0
+        for index in range(data.num_batches(batch_size)):
+            x, y = data.batch(index, batch_size, device)
+            with seeded(seed, "smoothed-pgd", float(radius), index, device=device):  # the caller's RNG untouched
                 if radius > 0:
                     x = PGDL2(eps=float(radius), steps=attack_steps, seed=seed).perturb(smoothed, x, y)
                 with torch.no_grad():
                     correct += int((smoothed(x).argmax(dim=-1) == y).sum())
-            attacked.append(correct / len(data))
-    finally:
-        torch.random.set_rng_state(generator_state)
+        attacked.append(correct / len(data))
     trained = "" if trained_sigma is None else f", trained with σ = {trained_sigma:g}"
     title = f"Smoothed classifier, σ = {sigma:g}{trained}: certified vs attacked"
     return {

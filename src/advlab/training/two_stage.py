@@ -6,7 +6,7 @@ module imports the training layer.
 
 * :func:`train_distillation`: teacher at its temperature, then a student on its soft labels (Papernot et al.
   2016, arXiv:1511.04508; van Everdingen's T = 1 -> 4 variant with adversarially trained teachers);
-* :func:`train_student`: the second stage alone, from an already trained teacher;
+* :func:`train_teacher` / :func:`train_student`: either stage alone (a student of an already trained teacher);
 * :func:`train_denoiser`: an autoencoder on (attacked, clean) pairs against a fixed classifier (Wang, Kunin,
   Pyron's perturbation filter);
 * :func:`train_two_stage`: what ``advlab train --defense distillation|denoiser`` runs.
@@ -47,18 +47,29 @@ def train_distillation(recipe: DefensiveDistillation, teacher: nn.Module, studen
     """
     out_dir = fit_kwargs.pop("out_dir", None)
     extra = dict(fit_kwargs.pop("card_extra", None) or {})
-    teacher_dir = None if out_dir is None else Path(out_dir) / "teacher"
-    student_dir = None if out_dir is None else Path(out_dir) / "student"
-    if teacher_objective is None:
-        trained, objective = teacher, recipe.teacher_objective()
-    else:  # the objective's plain CE on logits / T is the temperature CE; its attack sees the same softmax
-        trained, objective = TemperatureScaled(teacher, recipe.teacher_temperature_used), teacher_objective
-    teacher_run = fit(trained, teacher_set if teacher_set is not None else train_set,
-                      config=teacher_config or config, objective=objective, out_dir=teacher_dir,
-                      card_extra={**extra, "role": "distillation teacher"}, **fit_kwargs)
-    student_run = train_student(recipe, teacher, student, train_set, config=config, out_dir=student_dir,
-                                card_extra=extra, **fit_kwargs)
+    teacher_run = train_teacher(recipe, teacher, teacher_set if teacher_set is not None else train_set,
+                                config=teacher_config or config, objective=teacher_objective,
+                                out_dir=None if out_dir is None else Path(out_dir) / "teacher", card_extra=extra,
+                                **fit_kwargs)
+    student_run = train_student(recipe, teacher, student, train_set, config=config,
+                                out_dir=None if out_dir is None else Path(out_dir) / "student", card_extra=extra,
+                                **fit_kwargs)
     return teacher_run, student_run
+
+
+def train_teacher(recipe: DefensiveDistillation, teacher: nn.Module, train_set: ImageDataset, *, config: Any,
+                  objective: Any = None, **fit_kwargs: Any) -> TrainResult:
+    """The first stage: ``teacher`` trained at the recipe's teacher temperature, in place.
+
+    Without ``objective`` the loss is ``CE(z / T)``; with one (e.g. an adversarial-training objective) it runs on
+    ``TemperatureScaled(teacher, T)``, so its cross-entropies and its attack see the teacher's softmax at T.
+    """
+    extra = dict(fit_kwargs.pop("card_extra", None) or {})
+    trained, loss = teacher, recipe.teacher_objective()
+    if objective is not None:
+        trained, loss = TemperatureScaled(teacher, recipe.teacher_temperature_used), objective
+    return fit(trained, train_set, config=config, objective=loss,
+               card_extra={**extra, "role": "distillation teacher"}, **fit_kwargs)
 
 
 def train_student(recipe: DefensiveDistillation, teacher: nn.Module, student: nn.Module, train_set: ImageDataset,
@@ -115,14 +126,10 @@ def train_two_stage(setup: DefenseSetup, first: nn.Module, fresh_model: Any, tra
     recipe, resume = setup.recipe, fit_kwargs.pop("resume", False)
     eval_hook = fit_kwargs.pop("eval_hook", None)
     if isinstance(recipe, DefensiveDistillation):
-        stage_one, objective = first, recipe.teacher_objective()
-        if setup.objective is not None:  # its cross-entropies and attack see the teacher's softmax at its T
-            stage_one, objective = TemperatureScaled(first, recipe.teacher_temperature_used), setup.objective
-        fit(stage_one, train_set, config=config, objective=objective, out_dir=out_dir / "teacher", resume=resume,
-            card_extra={**card_extra, "role": "distillation teacher"}, **fit_kwargs)
-        return fit(fresh_model(), train_set, config=config, objective=recipe.student_objective(first.eval()),
-                   out_dir=out_dir, resume=resume, card_extra={**card_extra, "role": "distillation student"},
-                   eval_hook=eval_hook, **fit_kwargs)
+        train_teacher(recipe, first, train_set, config=config, objective=setup.objective,
+                      out_dir=out_dir / "teacher", resume=resume, card_extra=card_extra, **fit_kwargs)
+        return train_student(recipe, first.eval(), fresh_model(), train_set, config=config, out_dir=out_dir,
+                             resume=resume, card_extra=card_extra, eval_hook=eval_hook, **fit_kwargs)
     if isinstance(recipe, DenoiserDefense):
         classifier = fit(first, train_set, config=config, objective=setup.objective,
                          out_dir=out_dir / "classifier", resume=resume, eval_hook=eval_hook,

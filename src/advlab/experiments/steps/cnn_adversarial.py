@@ -45,7 +45,7 @@ from advlab.experiments.steps.common import (
     save_figure,
     train_model,
 )
-from advlab.models.registry import create_model
+from advlab.models.registry import count_parameters, create_model
 from advlab.objectives import CrossEntropy
 
 # A distilled student's input gradient counts as vanished below this fraction of the baseline CNN's median norm: a
@@ -113,7 +113,7 @@ def keras_parameter_count(model: nn.Module) -> int:
     Keras lists BN's moving mean/variance as (non-trainable) parameters; torch keeps them as buffers, and its
     ``num_batches_tracked`` counter has no Keras counterpart.
     """
-    weights = sum(p.numel() for p in model.parameters())
+    weights = count_parameters(model, trainable_only=False)
     statistics = sum(m.running_mean.numel() + m.running_var.numel() for m in model.modules()
                      if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None)
     return int(weights + statistics)

@@ -12,10 +12,12 @@ from torch import nn
 
 from advlab.attacks.base import Attack
 from advlab.data.dataset import ImageDataset
-from advlab.data.sources import load_dataset
+from advlab.data.sources import load_dataset, resolve_data_dir
+from advlab.errors import DataError
 from advlab.evaluate import evaluate_attack
 from advlab.experiments.runner import ExperimentContext
 from advlab.io import write_bytes
+from advlab.models.foreign import load_foreign_weights
 from advlab.models.registry import create_model
 from advlab.objectives import CrossEntropy
 from advlab.seed import seed_everything
@@ -63,6 +65,20 @@ def train_model(ctx: ExperimentContext, arch: str, train_set: ImageDataset, *, o
         "final_train_loss": result.final.get("train_loss"),
     }
     return result.model.eval()
+
+
+# The pretrained CIFAR-10 ResNet-20 under the data folder (its authors' preprocessing: ImageNet mean and std).
+PRETRAINED_RESNET20 = "pretrained/resnet20-12fca82f.th"
+
+
+def pretrained_resnet20(ctx: ExperimentContext) -> nn.Module:
+    """The pretrained ResNet-20 on the context's device, in eval mode; a clear error when its file is missing."""
+    path = resolve_data_dir(ctx.data_dir) / PRETRAINED_RESNET20
+    if not path.is_file():
+        raise DataError(f"the pretrained ResNet-20 is not at {path}; pass --data-dir pointing at the folder that "
+                        f"holds {PRETRAINED_RESNET20}")
+    model = create_model("resnet20", normalization="imagenet")
+    return load_foreign_weights(model, path).to(ctx.device).eval()
 
 
 def clean_accuracy(ctx: ExperimentContext, model: nn.Module, data: ImageDataset) -> float:

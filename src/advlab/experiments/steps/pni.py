@@ -38,16 +38,13 @@ from torch import nn
 
 from advlab.attacks import FGSM, PGD, ZOO, CarliniWagnerL2
 from advlab.data.dataset import ImageDataset
-from advlab.data.download import resolve_data_dir
 from advlab.defenses.adversarial_training import PGDAdversarialTraining
 from advlab.defenses.pni import inject_pni, pni_alphas, pni_disabled
 from advlab.evaluate import evaluate_attack, run_attack, transfer_matrix
 from advlab.evaluate.randomness import mean_std, seeded
 from advlab.experiments.runner import ExperimentContext, Measurement, register_experiment
-from advlab.experiments.steps.common import load_split, new_figure, save_figure, train_model
-from advlab.experiments.steps.stochastic_feedforward import PRETRAINED
-from advlab.models.foreign import load_foreign_weights
-from advlab.models.registry import create_model
+from advlab.experiments.steps.common import load_split, new_figure, pretrained_resnet20, save_figure, train_model
+from advlab.models.registry import count_parameters, create_model
 from advlab.objectives import CrossEntropy
 
 # Table 3's networks: key -> (registered model, width multiplier).
@@ -207,7 +204,7 @@ def _build(run: _Run, net: str, location: str | None, *, scratch: bool) -> nn.Mo
     """The network ``net`` (a Table 3 key, "resnet20" or "resnet18"), with PNI at ``location`` when given."""
     s = run.settings
     if not scratch and net == "resnet20" and s.get("init") == "pretrained":
-        model = _pretrained(run.ctx)
+        model = pretrained_resnet20(run.ctx)
     else:
         arch, width = TABLE3_NETS.get(net, (net, 1.0))
         model = create_model(arch, **({"width": width} if width != 1.0 else {}))
@@ -235,11 +232,6 @@ def _train(run: _Run, net: str, scheme: str, location: str | None, train_set: Im
             {"epoch": round(done, 4), "alpha": alphas} for done, alphas in trace.thinned()]
     run.models[key] = model
     return model
-
-
-def _pretrained(ctx: ExperimentContext) -> nn.Module:
-    model = create_model("resnet20", normalization="imagenet")
-    return load_foreign_weights(model, resolve_data_dir(ctx.data_dir) / PRETRAINED).to(ctx.device).eval()
 
 
 def _subset(data: ImageDataset, n: Any, seed: int) -> ImageDataset:
@@ -305,7 +297,7 @@ def _resnet20_tables(run: _Run, train_set: ImageDataset, test_set: ImageDataset)
     if scratch:
         none = _train(run, "resnet20", "none", None, train_set, adversarial=False, scratch=True)
     else:
-        none = run.models["resnet20.none"] = _pretrained(run.ctx)
+        none = run.models["resnet20.none"] = pretrained_resnet20(run.ctx)
     out += _model_rows(run, "resnet20.none", "Table 3", "ResNet-20, no defense", none, test_set, noisy=False)
     vanilla = _train(run, "resnet20", "vanilla", None, train_set)
     out += _model_rows(run, "resnet20.vanilla", "Table 2", "ResNet-20, vanilla adv. training", vanilla, test_set,
@@ -362,8 +354,7 @@ def _plot_alpha_trace(run: _Run) -> None:
 def _parameter_count(net: str) -> int:
     """Trainable parameters of the plain network (Table 3's "Capacity"; a PNI-W copy adds one α per layer)."""
     arch, width = TABLE3_NETS.get(net, (net, 1.0))
-    model = create_model(arch, **({"width": width} if width != 1.0 else {}))
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return count_parameters(create_model(arch, **({"width": width} if width != 1.0 else {})))
 
 
 def _capacity(run: _Run, net: str, table: str, key: str | None = None) -> Measurement:

@@ -35,12 +35,10 @@ from torch import nn
 
 from advlab.attacks import FGSM
 from advlab.data.dataset import ImageDataset
-from advlab.data.download import resolve_data_dir
 from advlab.data.sources import load_dataset
 from advlab.defenses.adversarial_training import FGSMMixedLoss
 from advlab.defenses.moments import DEFAULT_VAR_FLOOR
 from advlab.defenses.stochastic import MomentNetwork, ensemble_log_probabilities
-from advlab.errors import DataError
 from advlab.evaluate.runner import run_attack
 from advlab.experiments.runner import ExperimentContext, Measurement, register_experiment
 from advlab.experiments.steps.common import (
@@ -48,13 +46,12 @@ from advlab.experiments.steps.common import (
     attack_accuracy,
     load_split,
     new_figure,
+    pretrained_resnet20,
     save_figure,
     train_model,
 )
-from advlab.models.foreign import load_foreign_weights
 from advlab.models.registry import create_model
 
-PRETRAINED = "pretrained/resnet20-12fca82f.th"
 #: Batch size of the moment network's forward passes: measured fastest per image on one CPU thread (NIN, 16-32).
 MOMENT_BATCH = 32
 
@@ -72,7 +69,7 @@ def stochastic_feedforward(ctx: ExperimentContext) -> list[Measurement]:
         _Network("nin_adv", "NIN-BN, FGSM adversarial training", _train_nin(ctx, train_set, adversarial=True)),
     ]
     if s.get("resnet20", True):
-        networks.append(_Network("resnet20", "ResNet-20 (pretrained)", _pretrained_resnet20(ctx), extension=True,
+        networks.append(_Network("resnet20", "ResNet-20 (pretrained)", pretrained_resnet20(ctx), extension=True,
                                  k_values=as_floats(s.get("resnet20_k_values", s["fig3_k_values"]))))
     for network in networks:
         grid = _measure_grid(ctx, network, test_set, held_out, var_floor)
@@ -102,45 +99,16 @@ class _Network:
         return item
 
 
-class _Bf16Training(nn.Module):
-    """Runs the wrapped network under CPU bf16 autocast (AMX) while training; the trained network is unwrapped.
-
-    Only for the reduced scales on a CPU (``cpu_bf16_training``): measured about 3x faster per NIN training step
-    on one thread. Autocast is on in both modes, so the FGSM step of adversarial training also takes its gradient
-    sign through the bf16 network (the step itself, x + ε·sign(g), stays float32; ε = 2/255 is 4-8 bf16
-    rounding steps of a normalized pixel). Every evaluation runs in float32 on the unwrapped network, since FGSM at
-    k = 0.5 changes a normalized pixel by about 0.008, the size of bf16's rounding step there.
-    """
-
-    def __init__(self, network: nn.Module) -> None:
-        super().__init__()
-        self.network = network
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            return self.network(x).float()
-
-
 def _train_nin(ctx: ExperimentContext, train_set: ImageDataset, *, adversarial: bool) -> nn.Module:
     """NIN-BN trained with the scale's recipe (not in the paper: our choice) and CE or Goodfellow's FGSM loss."""
     s = ctx.settings
     torch.manual_seed(int(s.get("seed", 0)))
     network = create_model("nin_bn")
-    bf16 = bool(s.get("cpu_bf16_training", False)) and ctx.device.type == "cpu"
     objective = FGSMMixedLoss(eps=float(s["adv_train_k"]) / 255.0) if adversarial else None
     label = "NIN-BN (FGSM adversarial training)" if adversarial else "NIN-BN (standard training)"
-    trained = train_model(ctx, "nin_bn", train_set, objective=objective, label=label,
-                          model=_Bf16Training(network) if bf16 else network, epochs=int(s["nin_epochs"]))
-    return (trained.network if bf16 else trained).eval()
-
-
-def _pretrained_resnet20(ctx: ExperimentContext) -> nn.Module:
-    path = resolve_data_dir(ctx.data_dir) / PRETRAINED
-    if not path.is_file():
-        raise DataError(f"the pretrained ResNet-20 is not at {path}; pass --data-dir pointing at the folder that "
-                        f"holds {PRETRAINED}")
-    model = create_model("resnet20", normalization="imagenet")
-    return load_foreign_weights(model, path).eval()
+    # The scale's ``precision`` (a TrainConfig field) decides bf16 training; every evaluation below runs in fp32.
+    return train_model(ctx, "nin_bn", train_set, objective=objective, label=label, model=network,
+                       epochs=int(s["nin_epochs"])).eval()
 
 
 def _evaluation_and_held_out(ctx: ExperimentContext) -> tuple[ImageDataset, ImageDataset]:
