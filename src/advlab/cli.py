@@ -95,6 +95,8 @@ WeightsOption = typer.Option(None, "--weights", help="advlab checkpoint or forei
 TrustPickleOption = typer.Option(False, "--trust-pickle", help="Allow pickled objects in a foreign torch file.")
 SubsetOption = typer.Option(None, "--n", "--subset", help="Use a seeded subset of n images.")
 DeviceOption = typer.Option("auto", "--device", help="cpu, cuda or auto.")
+DatasetOption = typer.Option(..., "--dataset", help="mnist, cifar10, mnist-sample, imagefolder, ...")
+SplitOption = typer.Option("test", "--split")
 
 
 def _settings_text(settings: dict) -> str:
@@ -191,9 +193,9 @@ def attack_command(
     model: Optional[str] = ModelOption,
     weights: Optional[Path] = WeightsOption,
     model_arg: list[str] = ModelArgOption,
-    dataset: str = typer.Option(..., "--dataset"),
+    dataset: str = DatasetOption,
     data_dir: Optional[Path] = DataDirOption,
-    split: str = typer.Option("test", "--split"),
+    split: str = SplitOption,
     n: Optional[int] = SubsetOption,
     eps: list[str] = typer.Option([], "--eps", help="Budget(s) in [0,1] units: 0.3, 8/255, '1/255,2/255'."),
     attack_arg: list[str] = typer.Option([], "--attack-arg", help="Attack setting name=value (repeatable)."),
@@ -258,9 +260,9 @@ def evaluate_command(
     model: Optional[str] = ModelOption,
     weights: Optional[Path] = WeightsOption,
     model_arg: list[str] = ModelArgOption,
-    dataset: str = typer.Option(..., "--dataset"),
+    dataset: str = DatasetOption,
     data_dir: Optional[Path] = DataDirOption,
-    split: str = typer.Option("test", "--split"),
+    split: str = SplitOption,
     n: Optional[int] = SubsetOption,
     suite: str = typer.Option("quick", "--suite", help="quick (FGSM, PGD), standard (APGD-CE, APGD-T, Square), "
                                                         "papers."),
@@ -329,9 +331,9 @@ def certify_command(
     model: Optional[str] = ModelOption,
     weights: Optional[Path] = WeightsOption,
     model_arg: list[str] = ModelArgOption,
-    dataset: str = typer.Option(..., "--dataset"),
+    dataset: str = DatasetOption,
     data_dir: Optional[Path] = DataDirOption,
-    split: str = typer.Option("test", "--split"),
+    split: str = SplitOption,
     subset: Optional[int] = typer.Option(None, "--subset", help="Certify a seeded subset of this many images."),
     sigma: float = typer.Option(0.25, "--sigma", help="Noise std in [0,1] pixel units (train the model with it)."),
     n: int = typer.Option(10_000, "--n", help="Noise samples that estimate the top class's probability."),
