@@ -50,7 +50,6 @@ from advlab.experiments.steps.common import (
     save_figure,
     train_model,
 )
-from advlab.seed import seed_everything
 
 # The paper item (or extension) each attack's rows belong to: the paper's attacks ascend the logit F_t.
 TABLES = {
@@ -69,7 +68,6 @@ def exploring_input_spaces(ctx: ExperimentContext) -> list[Measurement]:
     s = ctx.settings
     seed = int(s.get("seed", 0))
     train_set, test_set = load_split(ctx, "train", "n_train"), load_split(ctx, "test", "n_test")
-    seed_everything(seed)  # train_model draws the initial weights from the global RNG: make them repeatable
     model = train_model(ctx, s["model"], train_set, label="MNIST CNN")
     out = [Measurement("model.clean_acc", "extension: setup (the paper gives no architecture and no accuracy)",
                        "MNIST CNN clean test accuracy", clean_accuracy(ctx, model, test_set))]

@@ -49,7 +49,6 @@ from advlab.experiments.steps.common import (
     save_figure,
     train_model,
 )
-from advlab.seed import seed_everything
 
 ARCH_LABELS = {"mlp": "BP", "mnist_cnn": "CNN"}
 # The paper's Tables 2 (BP) and 3 (CNN) hold the same measurement for the two networks; Figs. 8 (BP) and 7 (CNN)
@@ -229,13 +228,10 @@ def fooling_noise(ctx: ExperimentContext) -> list[Measurement]:
         arch_train = _arch_training_set(ctx, arch, train_part)
         # "TRAINING" accuracies are on images the network was trained on (a subset when a scale trains on fewer).
         sets = PaperSets(train=arch_train.subset(n_eval, seed), val=eval_val)
-        # train_model draws the initial weights from the global RNG: seed it, so both copies of a network start
-        # from the same weights and a run repeats whatever ran before it.
-        seed_everything(seed)
+        # train_model seeds before it builds each network: both copies start from the same weights.
         model = train_model(ctx, arch, arch_train, label=f"{name} (standard)", epochs=epochs,
                             model_kwargs=model_kwargs)
         objective = create_defense("fgsm_mixed", eps=train_eps, clean_weight=float(s.get("alpha", 0.5)))
-        seed_everything(seed)
         robust = train_model(ctx, arch, arch_train, objective=objective, label=f"{name} (FGSM mixed-loss)",
                              epochs=epochs, model_kwargs=model_kwargs)
         ctx.log(f"{name}: paper protocol (FGSM ε = {eps:g}, Table 5 σ = {sigma:g}) on {len(sets.train)} training "
