@@ -16,13 +16,14 @@ from advlab.errors import InputError
 TRAINING_RUN_FILES = ("train_state.json", "last.safetensors")
 
 
-def check_writable(path: str | os.PathLike[str], option: str) -> Path:
-    """``path`` (file or folder, existing or not) can be created: its nearest existing ancestor is a writable
-    directory, and nothing on the way is a file."""
+def check_writable(path: str | os.PathLike[str], option: str, *, folder: bool = True) -> Path:
+    """``path`` (a folder, or with ``folder=False`` a file; existing or not) can be written: the nearest existing
+    folder on the way is a writable directory, and nothing on the way is a file (an existing file may be
+    replaced)."""
     path = Path(path)
-    if path.exists() and not path.is_dir() and option.endswith("out"):
+    if folder and path.exists() and not path.is_dir():
         raise InputError(f"{option} {path} is a file, not a folder; pass a folder")
-    ancestor = path if path.exists() else path.parent
+    ancestor = path if folder and path.exists() else path.parent
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir():
@@ -41,7 +42,7 @@ def check_output_file(path: str | os.PathLike[str], option: str, suffixes: Itera
         raise InputError(f"{option} must end in {' or '.join(allowed)}, got {path.name}")
     if path.is_dir():
         raise InputError(f"{option} {path} is a folder; name a file ending in {' or '.join(allowed)}")
-    return check_writable(path, option)
+    return check_writable(path, option, folder=False)
 
 
 def check_training_folder(path: str | os.PathLike[str], *, resume: bool, overwrite: bool) -> Path:

@@ -110,3 +110,13 @@ def test_pgd_training_steps_follow_eps_and_the_attack_is_printed(tmp_path: Path,
     assert completed.returncode == 0, completed.stderr
     line = next(line for line in completed.stdout.splitlines() if "training attack:" in line)
     assert "eps=0.3" in line and "alpha=0.075" in line and "steps=7" in line  # ε/4, not Madry's CIFAR 2/255
+
+
+def test_an_existing_save_adv_file_is_replaced_not_refused(tmp_path: Path) -> None:
+    from advlab.outputs import check_output_file
+
+    existing = tmp_path / "adv.npz"
+    existing.write_bytes(b"old")
+    assert check_output_file(existing, "--save-adv", (".safetensors", ".npz")) == existing
+    with pytest.raises(InputError, match="is a file, so nothing can be written below it"):
+        check_output_file(existing / "x.npz", "--save-adv", (".safetensors", ".npz"))
