@@ -34,5 +34,8 @@ if [[ ",$extras," == *",bench,"* ]]; then
   # torchattacks declares torchvision (and an old requests) but imports neither; with its dependencies pip
   # would swap the CPU torch for a CUDA build of several GB.
   "${pip[@]}" --no-deps torchattacks==3.5.1
+  # The official AutoAttack (Croce & Hein's fra31/auto-attack code, on PyPI as pyautoattack); it needs only torch
+  # and numpy, which are here already.
+  "${pip[@]}" --no-deps pyautoattack==0.2.0
 fi
 .venv/bin/python -c "import advlab, torch; print(f'advlab {advlab.__version__} ready (torch {torch.__version__})')"

@@ -17,6 +17,7 @@ Registered names (``TrainConfig.augmentation``):
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +26,7 @@ from advlab.registry import Registry
 
 Augmentation = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 
-AUGMENTATIONS: Registry[torch.Tensor] = Registry("augmentation")
+AUGMENTATIONS: Registry[Augmentation] = Registry("augmentation")
 
 
 def random_crop_flip(
@@ -81,9 +82,17 @@ def random_brightness_contrast(
     return ((brighter - mean) * factor + mean).clamp(0.0, 1.0)
 
 
+class Magnitudes(TypedDict):
+    """The keyword settings of :func:`flip_shift_brightness_contrast`."""
+
+    max_shift: int
+    brightness: float
+    contrast: float
+
+
 #: Magnitudes of ``flip_shift_brightness_contrast``. van Everdingen (§5) names the operations only; these values
 #: are our choice: shifts of up to 3 pixels (10 % of 32, edge repeated), brightness ±0.1, contrast ×[0.8, 1.2].
-VAN_EVERDINGEN_MAGNITUDES: dict[str, int | float] = {"max_shift": 3, "brightness": 0.1, "contrast": 0.2}
+VAN_EVERDINGEN_MAGNITUDES: Magnitudes = {"max_shift": 3, "brightness": 0.1, "contrast": 0.2}
 
 
 def flip_shift_brightness_contrast(
@@ -115,7 +124,7 @@ def _flip_shift_brightness_contrast() -> Augmentation:
 
 def get_augmentation(name: str) -> Augmentation:
     """The augmentation registered as ``name`` (see the module docstring); an unknown name raises UnknownNameError."""
-    return AUGMENTATIONS.create(name)  # type: ignore[return-value]
+    return AUGMENTATIONS.create(name)
 
 
 def list_augmentations() -> list[str]:

@@ -78,7 +78,7 @@ def data_verify_command(data_dir: Optional[Path] = DataDirOption) -> None:
         elif result.ok:
             status = "[green]ok[/]"
         else:
-            status = f"[red]MISMATCH[/] (expected {result.expected[:12]}…, got {result.actual[:12]}…)"
+            status = f"[red]MISMATCH[/] (expected {result.expected[:12]}…, got {(result.actual or '')[:12]}…)"
             failures += 1
         table.add_row(str(result.path.relative_to(root)), status)
     console.print(table)
@@ -157,8 +157,9 @@ def train_command(
     if not quiet:  # every setting in use, defaults included, and the attack an adversarial objective trains on
         for card in setup.cards:
             console.print(f"defense {card['name']}: {_settings_text(card)}", highlight=False, soft_wrap=True)
-        if hasattr(setup.objective, "build_attack"):
-            attack = setup.objective.build_attack()
+        build_attack = getattr(setup.objective, "build_attack", None)
+        if build_attack is not None:
+            attack = build_attack()
             shown = {key: getattr(attack, key) for key in ("eps", "alpha", "steps") if hasattr(attack, key)}
             console.print(f"  training attack: {type(attack).__name__} {_settings_text(shown)}", highlight=False,
                           soft_wrap=True)
@@ -278,6 +279,8 @@ def evaluate_command(
     no_checks: bool = typer.Option(False, "--no-checks", help="Skip the gradient-masking sanity checks."),
     trials: Optional[int] = typer.Option(None, "--trials", help="Repeats for randomized models (default 5)."),
     no_eot: bool = typer.Option(False, "--no-eot", help="Attack randomized models without EOT (the naive number)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or auto: the attacks' forward and "
+                                  "backward passes (projection and the passes that judge success stay fp32)."),
     batch_size: int = typer.Option(256, "--batch-size"),
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(Path("runs/evaluate"), "--out", help="card.json, report.html, report.md, state/."),
@@ -309,6 +312,7 @@ def evaluate_command(
             loaded.model, loaded.card, data, suite=suite, epsilons=epsilons, norm=norm, attacks=attack,
             analyses=parse_analyses(sorted(wanted - {"certified"})), checks=not no_checks, trials=trials,
             eot=not no_eot, batch_size=batch_size, seed=seed, out_dir=out, progress=progress, device=device,
+            precision=precision,
         )
     if certify:  # randomized smoothing sits above the evaluation layer: its curves join the card here
         from advlab.certify.analysis import DEFAULT_SIGMA, certified_analysis, training_sigma
@@ -391,7 +395,7 @@ def report_command(
     """Rebuild the HTML and markdown report from evaluation cards, without rerunning anything."""
     from advlab.report import build_report
 
-    paths = build_report(cards, out, **({"title": title} if title else {}))
+    paths = build_report(cards, out, title=title) if title else build_report(cards, out)
     console.print(f"markdown: {paths.markdown}")
     console.print(f"report: {paths.html}")
 

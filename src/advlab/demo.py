@@ -102,10 +102,10 @@ def _comparison(cards: dict[str, EvaluationCard]) -> Table:
         table.add_column(f"PGD-20 ε={eps:g}", justify="right")
     table.add_column(f"worst case ε={max(DEMO_EPSILONS):g}", justify="right")
     for name, card in cards.items():
-        curve = _attack_curve(card, "PGD-20")
-        table.add_row(name, f"{100 * card.cascade['clean_accuracy']:.1f} %",
+        curve, worst = _attack_curve(card, "PGD-20"), _worst_case(card)
+        table.add_row(name, f"{100 * worst['clean_accuracy']:.1f} %",
                       *[f"{100 * curve[eps]:.1f} %" for eps in DEMO_EPSILONS],
-                      f"{100 * card.cascade['robust_accuracy']:.1f} %")
+                      f"{100 * worst['robust_accuracy']:.1f} %")
     return table
 
 
@@ -117,6 +117,13 @@ def _attack_curve(card: EvaluationCard, label: str) -> dict[float, float]:
         if name == label:
             return {eps: acc for eps, acc, _ in points}
     raise KeyError(f"the card has no curve of {label}")
+
+
+def _worst_case(card: EvaluationCard) -> dict[str, Any]:
+    """The card's worst case over every attack (clean and robust accuracy at the largest ε)."""
+    if card.cascade is None:
+        raise KeyError("the card has no worst case (was it written by evaluate_model?)")
+    return card.cascade
 
 
 def run_demo(out_dir: Path, *, console: Console | None = None, quiet: bool = False,
@@ -159,10 +166,10 @@ def run_demo(out_dir: Path, *, console: Console | None = None, quiet: bool = Fal
         "sizes": asdict(sizes),
         "epsilons": list(DEMO_EPSILONS),
         "defense": {"name": DEFENSE, "eps": TRAIN_EPS},
-        "models": {name: {"clean_accuracy": card.cascade["clean_accuracy"],
+        "models": {name: {"clean_accuracy": _worst_case(card)["clean_accuracy"],
                           "pgd20": {str(eps): acc for eps, acc in _attack_curve(card, "PGD-20").items()},
                           "fgsm": {str(eps): acc for eps, acc in _attack_curve(card, "FGSM").items()},
-                          "worst_case": card.cascade["robust_accuracy"],
+                          "worst_case": _worst_case(card)["robust_accuracy"],
                           "checks_warned": [c["name"] for c in card.checks if c.get("status") == "warn"],
                           "card": str(out_dir / f"eval-{name}" / "card.json")}
                    for name, card in cards.items()},

@@ -39,12 +39,20 @@ class LoadedModel:
 
 
 def apply_defense_transforms(model: nn.Module, defense_cards: Sequence[Mapping[str, Any]] | None) -> nn.Module:
-    """Re-apply a checkpoint's model transforms (e.g. PNI layers), in order, so that its saved weights fit."""
+    """Rebuild a checkpoint's defended architecture around ``model``, in the cards' order, so that its saved weights
+    fit: model transforms are applied (e.g. PNI layers), two-stage recipes put their deployed model together (e.g.
+    the denoiser in front of the classifier); training objectives change no architecture."""
+    from advlab.defenses.base import ModelTransform, TwoStageRecipe
     from advlab.defenses.registry import DEFENSES, defense_from_card
 
     for defense_card in defense_cards or ():
-        if DEFENSES.entry(str(defense_card.get("name"))).info["kind"] != "objective":
-            model = defense_from_card(defense_card).apply(model)
+        if DEFENSES.entry(str(defense_card.get("name"))).info["kind"] == "objective":
+            continue  # not rebuilt: an objective only trained the weights
+        defense = defense_from_card(defense_card)
+        if isinstance(defense, TwoStageRecipe):
+            model = defense.deployed_model(model)
+        elif isinstance(defense, ModelTransform):
+            model = defense.apply(model)
     return model
 
 
@@ -124,7 +132,7 @@ def load_model(
     if known is not None and known.model == model:
         args = {**known.args, **args}  # the authors' preprocessing, unless the user chose otherwise
     built = build_architecture(model, args)
-    description = {"model": {"name": model, "args": args}}
+    description: dict[str, Any] = {"model": {"name": model, "args": args}}
     if ":" in model:
         description["model"]["source"] = "user factory"
     if weights is not None:

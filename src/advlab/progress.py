@@ -67,9 +67,9 @@ class TrainProgress:
 
     def start_epoch(self, epoch: int, *, total_batches: int) -> None:
         """Begin epoch ``epoch`` (0-based) of ``total_batches`` batches."""
-        if self._progress is None:
+        if self._progress is None or self._epoch_task is None:  # both are set together in __enter__
             return
-        self._progress.update(self._epoch_task, completed=epoch)  # type: ignore[arg-type]
+        self._progress.update(self._epoch_task, completed=epoch)
         if self._batch_task is not None:
             self._progress.remove_task(self._batch_task)
         self._batch_task = self._progress.add_task(
@@ -86,8 +86,8 @@ class TrainProgress:
         """Print the epoch's one-line summary (unless quiet) and advance the epoch bar."""
         if self.quiet:
             return
-        if self._progress is not None:
-            self._progress.advance(self._epoch_task)  # type: ignore[arg-type]
+        if self._progress is not None and self._epoch_task is not None:  # both are set together in __enter__
+            self._progress.advance(self._epoch_task)
             self._progress.console.print(summary, highlight=False)
         else:
             self.console.print(summary, highlight=False, soft_wrap=True)

@@ -49,7 +49,7 @@ def capture_rng_state(data_generator: torch.Generator | None = None) -> tuple[di
     if data_generator is not None:
         tensors["data"] = data_generator.get_state().clone()
     version, internal, gauss_next = random.getstate()
-    kind, keys, position, has_gauss, cached_gaussian = np.random.get_state(legacy=True)  # type: ignore[misc]
+    kind, keys, position, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
     json_state = {
         "python": [version, list(internal), gauss_next],
         "numpy": [kind, [int(k) for k in keys], int(position), int(has_gauss), float(cached_gaussian)],

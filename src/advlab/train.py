@@ -9,10 +9,10 @@ Example::
                  objective=CrossEntropy(), val_set=test_set, out_dir="runs/mnist")
     print(result.final["val_acc"], result.best_checkpoint)
 """
-from advlab.objectives import CrossEntropy, Objective
+from advlab.objectives import CrossEntropy, HookedObjective, Objective, ObjectiveBase, TrainingObjective
 from advlab.seed import seed_everything
 from advlab.training.config import TrainConfig
 from advlab.training.loop import EvalHook, TrainResult, evaluate, fit
 
-__all__ = ["CrossEntropy", "EvalHook", "Objective", "TrainConfig", "TrainResult", "evaluate", "fit",
-           "seed_everything"]
+__all__ = ["CrossEntropy", "EvalHook", "HookedObjective", "Objective", "ObjectiveBase", "TrainConfig", "TrainResult",
+           "TrainingObjective", "evaluate", "fit", "seed_everything"]

@@ -51,7 +51,7 @@ def test_linear_classifier_radius_is_the_distance_to_the_boundary_within_the_mon
     w = torch.randn(1, 4, 4)
     w = w / w.norm()
     x = torch.full((1, 4, 4), 0.5)
-    b = float((x.flatten() @ w.flatten())) - 0.3  # x lies 0.3 (L2) on class 1's side
+    b = float(x.flatten() @ w.flatten()) - 0.3  # x lies 0.3 (L2) on class 1's side
     sigma, n, alpha = 0.25, 20_000, 0.001
     certificate = SmoothedClassifier(Linear2(w, b), sigma).certify(x, 100, n, alpha, image_generator(0, 0, x.device))
     assert certificate.prediction == 1

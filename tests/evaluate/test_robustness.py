@@ -24,9 +24,12 @@ def test_curve_is_monotone_and_falls_well_below_clean_accuracy(trained, test_xy)
     assert clean > 0.85 and acc[0] == pytest.approx(clean)
     assert acc[-1] < 0.2 < clean - 0.5
     assert curve.trials == 1 and not curve.randomized and curve.robust_accuracy_std == [0.0] * 5
-    for point, eps in zip(curve.points[1:], epsilons[1:]):
+    for previous, point, eps in zip(curve.points, curve.points[1:], epsilons[1:]):
         assert 0 < point.mean_norms["linf"] <= eps + 1e-6
-        assert point.median_norms["l2"] > 0 and point.queries_per_sample > 0
+        assert point.median_norms["l2"] > 0
+        # Only the points still robust at the smaller ε are attacked again (at most 6 steps + 1 pass each).
+        assert (point.queries_per_sample > 0) == (previous.robust_accuracy > 0)
+        assert point.queries_per_sample <= 7 * previous.robust_accuracy
         assert point.success_rate == pytest.approx(1 - point.robust_accuracy / clean, abs=1e-9)
     assert curve.points[0].mean_norms["linf"] is None  # no success at eps = 0
 
@@ -94,7 +97,7 @@ def test_progress_callback_and_rich_progress(trained, test_xy) -> None:
     data = (test_xy[0][:50], test_xy[1][:50])
     robust_accuracy_curve(trained, data, OneStepSign(), [0.1, 0.2], batch_size=20,
                           progress=lambda done, total, text: calls.append((done, total)))
-    assert calls == [(i, 6) for i in range(1, 7)]
+    assert calls == [(i, 3) for i in range(1, 4)]  # one step per batch (both ε of it)
     with Progress(disable=True) as bars:
         robust_accuracy_curve(trained, data, OneStepSign(), [0.1], batch_size=20, progress=bars)
         assert bars.tasks[0].completed == 3 and bars.tasks[0].total == 3

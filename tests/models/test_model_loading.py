@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from advlab.errors import CheckpointError, InputError
-from advlab.models.layers import IMAGENET_MEAN
 from advlab.loading import load_model
+from advlab.models.layers import IMAGENET_MEAN
 
 
 def test_known_pretrained_file_gets_its_authors_normalization(shared_data) -> None:

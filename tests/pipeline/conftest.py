@@ -1,2 +1,2 @@
 """Fixtures of this folder live in pipeline_helpers.py (importable by the tests under a unique module name)."""
-from pipeline_helpers import *  # noqa: F401,F403
+from pipeline_helpers import *  # noqa: F403

@@ -12,15 +12,10 @@ import pytest
 from pipeline_helpers import ForwardCounter, NoisyInput
 from rich.console import Console
 
-from advlab.attacks.base import Norm
 from advlab.errors import InputError, UnknownNameError
 from advlab.evaluate import load_card
-from advlab.evaluate.pipeline import (
-    ANALYSES,
-    evaluate_model,
-    fold_in_curve_runs,
-    parse_analyses,
-)
+from advlab.evaluate.analyses import analysis_names, parse_analyses
+from advlab.evaluate.pipeline import evaluate_model
 from advlab.report import build_report
 from advlab.report.analyses import normalise
 from advlab.report.console import print_summary, summary_rows
@@ -32,11 +27,11 @@ def test_evaluate_model_writes_card_and_report_and_reuses_its_state(tiny_mlp, te
     counter = ForwardCounter(tiny_mlp)
     try:
         card = evaluate_model(tiny_mlp, {"label": "tiny mlp"}, test_points, epsilons=EPSILONS,
-                              analyses=set(ANALYSES), attacks=["deepfool"], out_dir=tmp_path, batch_size=64,
+                              analyses=set(analysis_names()), attacks=["deepfool"], out_dir=tmp_path, batch_size=64,
                               analysis_points=60, grid_per_class=2, check_points=60)
         first_run_calls, counter.calls = counter.calls, 0
         again = evaluate_model(tiny_mlp, {"label": "tiny mlp"}, test_points, epsilons=EPSILONS,
-                               analyses=set(ANALYSES), attacks=["deepfool"], out_dir=tmp_path, batch_size=64,
+                               analyses=set(analysis_names()), attacks=["deepfool"], out_dir=tmp_path, batch_size=64,
                                analysis_points=60, grid_per_class=2, check_points=60)
     finally:
         counter.close()
@@ -132,6 +127,7 @@ def test_randomized_model_is_evaluated_with_eot_and_trials(tiny_mlp, test_points
     ({"suite": "fast"}, UnknownNameError, "quick"),
     ({"norm": "l3"}, InputError, "l3"),
     ({"attacks": ["pgd_l2"]}, InputError, "--norm l2"),
+    ({"precision": "fp16"}, InputError, "precision"),
 ])
 def test_bad_settings_fail_before_any_work(tiny_mlp, test_points, tmp_path, settings, error, words) -> None:
     arguments = {"epsilons": [0.1], "out_dir": tmp_path / "out"} | settings
@@ -142,31 +138,17 @@ def test_bad_settings_fail_before_any_work(tiny_mlp, test_points, tmp_path, sett
 
 def test_parse_analyses_reads_commas_repeats_and_all() -> None:
     assert parse_analyses(["statistics,grid", "examples"]) == {"statistics", "grid", "examples"}
-    assert parse_analyses(["all"]) == set(ANALYSES)
+    assert parse_analyses(["all"]) == set(analysis_names())
     assert parse_analyses([]) == set()
     with pytest.raises(InputError, match="histogram"):
         parse_analyses(["grid,histogram"])
 
 
-def test_worst_case_folds_in_points_that_only_the_curve_runs_fooled(tmp_path) -> None:
-    def state(path, records):
-        path.write_text(json.dumps({"format": "advlab-evaluation-state", "config": {"model_weights": "w"},
-                                    "records": records}))
-        return path
-
-    # Four points: misclassified, robust to everything, fooled only by curve A's run, fooled by the cascade.
-    cascade_state = state(tmp_path / "cascade.json", {"t0/b0": {"fooled_by": [-2, -1, -1, 0]}})
-    curve_a = state(tmp_path / "a.json", {"t0/s0/b0": {"robust": [False, True, False, False]}})
-    curve_b = state(tmp_path / "b.json", {"t0/s0/b0": {"robust": [False, True, True, True]}})
-    cascade = {"stages": [{"label": "PGD", "robust_accuracy": 0.5}], "robust_accuracy": 0.5,
-               "robust_accuracy_std": 0.0, "trial_stage_robust_accuracy": [[0.5]]}
-    folded = fold_in_curve_runs(cascade, cascade_state, [curve_a, curve_b], trials=1, batches=1, eps=0.1,
-                                norm=Norm.LINF, owner={"model_weights": "w"})
-    assert folded["robust_accuracy"] == 0.25
-    assert folded["stages"][-1] | {"attack": None} == {
-        "label": "other runs", "attack": None, "robust_accuracy": 0.25, "robust_accuracy_std": 0.0,
-        "newly_fooled": 1, "queries": 0}
-    assert folded["trial_stage_robust_accuracy"] == [[0.5, 0.25]]
-    # Nothing new fooled: the cascade stays as it was.
-    assert fold_in_curve_runs(cascade, cascade_state, [curve_b], trials=1, batches=1, eps=0.1,
-                              norm=Norm.LINF) is cascade
+def test_bf16_attacks_are_recorded_and_as_strong_as_fp32(tiny_mlp, test_points, tmp_path) -> None:
+    settings = {"epsilons": [0.1], "checks": False, "batch_size": 64}
+    fp32 = evaluate_model(tiny_mlp, {}, test_points, out_dir=tmp_path / "fp32", **settings)
+    bf16 = evaluate_model(tiny_mlp, {}, test_points, out_dir=tmp_path / "bf16", precision="bf16", **settings)
+    assert fp32.data["precision"] == "fp32" and bf16.data["precision"] == "bf16"
+    assert {a["settings"]["precision"] for a in bf16.attacks} == {"bf16"}
+    assert bf16.cascade["clean_accuracy"] == fp32.cascade["clean_accuracy"]  # the clean pass stays fp32
+    assert abs(bf16.cascade["robust_accuracy"] - fp32.cascade["robust_accuracy"]) <= 0.05

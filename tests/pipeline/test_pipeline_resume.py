@@ -62,7 +62,7 @@ def test_killed_evaluation_resumes_to_the_same_card(tiny_mlp, test_points, tmp_p
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
-        while finished_batches(killed / "state") < 8:
+        while finished_batches(killed / "state") < 3:  # of the 6 batches (both ε and both attacks each)
             assert child.poll() is None, child.communicate()[1].decode()[-2000:]
             assert time.monotonic() < deadline, "the child made no progress in 120 s"
             time.sleep(0.05)
@@ -83,7 +83,7 @@ def test_killed_evaluation_resumes_to_the_same_card(tiny_mlp, test_points, tmp_p
     finally:
         counter.close()
 
-    assert done_before >= 8
+    assert done_before >= 3
     assert without_times(resumed) == without_times(fresh)
     assert (killed / "card.json").exists()
     # The resumed run skipped the batches the child had finished (fewer forward passes than a fresh run).

@@ -1,2 +1,2 @@
 """Fixtures of this folder live in report_helpers.py (importable by the tests under a unique module name)."""
-from report_helpers import *  # noqa: F401,F403
+from report_helpers import *  # noqa: F403

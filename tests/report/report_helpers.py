@@ -28,7 +28,6 @@ from advlab.evaluate import (
     build_card,
     pixel_histograms,
 )
-from advlab.evaluate.runner import AttackMetrics
 from advlab.evaluate.payloads import (
     adversarial_examples_payload,
     average_perturbation_payload,
@@ -37,6 +36,7 @@ from advlab.evaluate.payloads import (
     grid_payload,
     perturbation_payload,
 )
+from advlab.evaluate.runner import AttackMetrics
 
 EPSILONS = (0.1, 0.2, 0.3)
 PGD = {"name": "pgd", "registry_name": "pgd", "class": "advlab.attacks.pgd.PGD", "norm": "linf",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import re
 import json
+import re
 
 import pytest
 import torch
@@ -15,12 +15,13 @@ from advlab.evaluate import GradientNorms, average_perturbation_images
 from advlab.evaluate.payloads import (
     adversarial_examples_payload,
     curve_payload,
+    decode_array,
+    encode_array,
     gradient_norms_payload,
     perturbation_payload,
 )
-from advlab.report.analyses import identify, normalise
 from advlab.formatting import epsilon, number, percent
-from advlab.evaluate.payloads import decode_array, encode_array
+from advlab.report.analyses import identify, normalise
 
 
 def test_percent_epsilon_and_number_formats() -> None:

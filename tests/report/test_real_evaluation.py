@@ -83,4 +83,7 @@ def test_report_of_a_real_mnist_evaluation(shared_data, tmp_path) -> None:
     assert f"{100 * cascade.robust_accuracy:.2f} %" in row
     html = paths.html.read_text(encoding="utf-8")
     assert len(re.findall(r'src="data:image/png;base64,', html)) >= 10
-    assert cascade.robust_accuracy <= curve.points[2].robust_accuracy < curve.points[0].robust_accuracy
+    assert curve.points[2].robust_accuracy < curve.points[0].robust_accuracy
+    # The cascade's PGD and the curve's PGD are separate runs (other random starts): close, not ordered.
+    assert cascade.robust_accuracy <= cascade.stage_robust_accuracy[0]
+    assert abs(cascade.robust_accuracy - curve.points[2].robust_accuracy) <= 0.03

@@ -9,8 +9,8 @@ import re
 from html.parser import HTMLParser
 
 import pytest
-from report_helpers import PGD, analyses, curve, expected_mean_std, failing_checks
 from PIL import Image
+from report_helpers import PGD, analyses, curve, expected_mean_std, failing_checks
 
 from advlab.errors import AdvlabError, InputError
 from advlab.evaluate import build_card, load_card, perturbation_statistics, save_card

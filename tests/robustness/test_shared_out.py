@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from advlab.errors import AdvlabError, InputError
+from advlab.errors import InputError
 from advlab.folder_lock import LOCK_NAME, exclusive_folder
 
 EVALUATE = [sys.executable, "-m", "advlab", "evaluate", "--model", "mlp", "--dataset", "mnist-sample",
@@ -77,15 +77,3 @@ def test_a_live_lock_is_refused_and_left_in_place(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
-
-
-def test_state_files_of_another_model_are_never_folded_in(tmp_path: Path) -> None:
-    from advlab.attacks.base import Norm
-    from advlab.evaluate.pipeline import fold_in_curve_runs
-
-    state = tmp_path / "cascade.json"
-    state.write_text(json.dumps({"format": "advlab-evaluation-state", "config": {"model_weights": "other",
-                                 "data": {"n": 2}}, "records": {"t0/b0": {"fooled_by": [-1, -1]}}}))
-    with pytest.raises(AdvlabError, match="belongs to another evaluation"):
-        fold_in_curve_runs({}, state, [], trials=1, batches=1, eps=0.1, norm=Norm.LINF,
-                           owner={"model_weights": "mine", "data": {"n": 2}})

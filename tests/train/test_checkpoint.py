@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
-
 import hashlib
+import importlib
 import json
 import os
 

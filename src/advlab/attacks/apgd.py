@@ -86,8 +86,8 @@ def apgd_single_run(
     # A randomized model's logits are one noise draw: keeping the iterate one draw misclassified would let luck
     # decide (see attacks/randomized.py), so such a model is treated like an estimator's: highest-loss points.
     observable = logits is not None and not forward_is_random(model, x)
-    found = (confirmed_fooled(model, adv, is_fooled(logits, y, success_target), y, success_target) if observable
-             else torch.zeros(n, dtype=torch.bool, device=x.device))
+    found = (confirmed_fooled(model, adv, is_fooled(logits, y, success_target), y, success_target)
+             if observable and logits is not None else torch.zeros(n, dtype=torch.bool, device=x.device))
     x_found, x_best, grad_best, best_loss = adv.clone(), adv.clone(), grad.clone(), first_loss.clone()
     step = torch.full((n,), 2.0 * eps, device=x.device, dtype=x.dtype)
     previous = adv.clone()
@@ -110,7 +110,7 @@ def apgd_single_run(
         previous[rows], adv[rows] = current, new
         loss_r, grad_r, logits_r = evaluate(rows, new)
         grad[rows], history[i + 1, rows] = grad_r, loss_r
-        if observable:
+        if observable and logits_r is not None:  # observable: the autograd path, which returns its logits
             fooled = confirmed_fooled(model, new, is_fooled(logits_r, y[rows], _pick(success_target, rows)), y[rows],
                                       _pick(success_target, rows))
             newly = fooled & ~found[rows]

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import ClassVar, final
+from typing import Any, ClassVar, final
 
 import torch
 from torch import nn
@@ -282,7 +282,9 @@ class Attack(ABC):
         if not self.is_bounded():
             raise InputError(f"{type(self).__name__} has no ε budget (it minimizes the perturbation), so it has "
                              "no version at another ε")
-        return dataclasses.replace(self, eps=float(eps))  # type: ignore[type-var]
+        # Not every Attack declares ``eps`` (is_bounded checked that this one does), so the change goes by name.
+        changes: dict[str, Any] = {"eps": float(eps)}
+        return dataclasses.replace(self, **changes)
 
     @final
     def __call__(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -110,7 +110,7 @@ class CarliniWagnerL2(Attack):
             raise InputError("C&W needs binary_steps >= 1 and steps >= 1")
 
     @classmethod
-    def pni(cls, **overrides: float) -> CarliniWagnerL2:
+    def pni(cls, **overrides: Any) -> CarliniWagnerL2:
         """The C&W L2 setting of the PNI paper (Rakin, He, Fan 2019, arXiv:1811.09310, §4.1): c = 0.01 (the
         starting c of the binary search), Adam lr 5e-4, κ = 0, 9 binary-search steps of 10 iterations each.
         ``abort_early=False`` is not in that paper (with 10 iterations the early-abort check would run every step).

@@ -59,13 +59,23 @@ def make_loss(name: str, targeted: bool) -> AttackLoss:
     if name not in LOSS_NAMES:
         raise InputError(f"unknown loss {name!r}; choose one of {', '.join(LOSS_NAMES)}")
     if name == "ce":
-        return (lambda z, y, t: losses.targeted_cross_entropy(z, t)) if targeted else (
+        return (lambda z, y, t: losses.targeted_cross_entropy(z, _required(t))) if targeted else (
             lambda z, y, t: losses.cross_entropy(z, y))
     if name == "score":
-        return (lambda z, y, t: losses.targeted_score(z, t)) if targeted else (lambda z, y, t: losses.score(z, y))
+        return (lambda z, y, t: losses.targeted_score(z, _required(t))) if targeted else (
+            lambda z, y, t: losses.score(z, y))
     if name in ("margin", "cw"):
-        return (lambda z, y, t: losses.targeted_margin(z, t)) if targeted else (lambda z, y, t: losses.margin(z, y))
-    return (lambda z, y, t: losses.targeted_dlr(z, y, t)) if targeted else (lambda z, y, t: losses.dlr(z, y))
+        return (lambda z, y, t: losses.targeted_margin(z, _required(t))) if targeted else (
+            lambda z, y, t: losses.margin(z, y))
+    return (lambda z, y, t: losses.targeted_dlr(z, y, _required(t))) if targeted else (
+        lambda z, y, t: losses.dlr(z, y))
+
+
+def _required(target: torch.Tensor | None) -> torch.Tensor:
+    """The target classes a targeted loss needs; None there is a caller's bug, reported as an InputError."""
+    if target is None:
+        raise InputError("a targeted loss needs target classes (N,), got None; pass target=... to the attack")
+    return target
 
 
 def resolve_gradient(gradient: GradientEstimator | None, eot_samples: int) -> GradientEstimator | None:
@@ -204,7 +214,9 @@ def gradient_iterations(
         _, grad, logits = loss_and_gradient(model, x_act, bind_labels(loss, ys[active], pick(active, ts)), estimator)
         if step == 0 and logits is not None and not random_start:
             extras[CLEAN_LOGITS] = logits[:n]  # every row is still active and still at x
-        if can_stop and (start_in_box or step > 0):  # an unclipped start is no valid adversarial image
+        # can_stop implies the autograd path (estimator None), which always returns its logits; an unclipped
+        # start is no valid adversarial image.
+        if can_stop and logits is not None and (start_in_box or step > 0):
             fooled = confirmed_fooled(model, x_act, is_fooled(logits, ys[active], pick(active, ss)), ys[active],
                                       pick(active, ss))
             if fooled.any():
@@ -215,7 +227,7 @@ def gradient_iterations(
                 active, x_act, grad = active[keep], x_act[keep], grad[keep]
                 if active.numel() == 0:
                     break
-        if velocity is not None:
+        if velocity is not None and momentum is not None:  # velocity exists exactly when momentum is given
             l1 = grad.flatten(1).abs().sum(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
             velocity[active] = momentum * velocity[active] + grad / l1
             grad = velocity[active]

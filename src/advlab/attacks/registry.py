@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from advlab.attacks.base import Attack
 from advlab.registry import Registry
 
 ATTACKS: Registry[Attack] = Registry("attack")
 
+AttackClass = TypeVar("AttackClass", bound=Callable[..., Attack])
 
-def register_attack(name: str, **info: Any):
+
+def register_attack(name: str, **info: Any) -> Callable[[AttackClass], AttackClass]:
     """``@register_attack("pgd", family="gradient", norm="linf")`` on an :class:`Attack` subclass."""
-    return ATTACKS.register(name, **info)
+    register = ATTACKS.register(name, **info)
+
+    def decorate(cls: AttackClass) -> AttackClass:
+        register(cls)
+        return cls
+
+    return decorate
 
 
 def create_attack(name: str, **settings: Any) -> Attack:

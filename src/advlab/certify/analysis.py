@@ -17,7 +17,7 @@ from torch import nn
 
 from advlab.attacks.pgd import PGDL2
 from advlab.certify.dataset import certify_dataset
-from advlab.evaluate.inputs import DataLike, as_eval_data, model_device
+from advlab.evaluate.inputs import DataLike, EvalData, as_eval_data, model_device
 from advlab.evaluate.payloads import curve_payload
 from advlab.evaluate.randomness import seeded
 
@@ -54,7 +54,7 @@ def training_sigma(model_card: Mapping[str, Any]) -> float | None:
 
 
 def certified_analysis(
-    model: nn.Module, data: DataLike, *, sigma: float, n0: int = 100, n: int = 1000, alpha: float = 0.001,
+    model: nn.Module, data: DataLike | EvalData, *, sigma: float, n0: int = 100, n: int = 1000, alpha: float = 0.001,
     radii: Sequence[float] = DEFAULT_RADII, attack_samples: int = 16, attack_steps: int = 20, batch_size: int = 64,
     seed: int = 0, state_dir: str | Path | None = None, trained_sigma: float | None = None,
 ) -> dict[str, dict[str, Any]]:

@@ -18,7 +18,7 @@ from torch import nn
 
 from advlab.certify.smoothing import ABSTAIN, SmoothedClassifier, image_generator
 from advlab.errors import InputError
-from advlab.evaluate.inputs import DataLike, as_eval_data, model_device, model_fingerprint
+from advlab.evaluate.inputs import DataLike, EvalData, as_eval_data, model_device, model_fingerprint
 from advlab.evaluate.progress import ProgressLike, ProgressReporter
 from advlab.evaluate.state import EvaluationState
 from advlab.precision import resolve_precision
@@ -63,7 +63,7 @@ class CertificationResult:
 
 
 def certify_dataset(
-    model: nn.Module, data: DataLike, *, sigma: float, n0: int = 100, n: int = 100_000, alpha: float = 0.001,
+    model: nn.Module, data: DataLike | EvalData, *, sigma: float, n0: int = 100, n: int = 100_000, alpha: float = 0.001,
     batch_size: int = 1000, seed: int = 0, device: torch.device | str | None = None,
     state_path: str | Path | None = None, progress: ProgressLike = None, precision: str = "fp32",
     channels_last: bool = False,

@@ -16,7 +16,7 @@ from torch import nn
 
 from advlab.certify.smoothing import ABSTAIN, SmoothedClassifier, image_generator
 from advlab.defenses.stochastic import MomentNetwork
-from advlab.evaluate.inputs import DataLike, as_eval_data, model_device
+from advlab.evaluate.inputs import DataLike, EvalData, as_eval_data, model_device
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Agreement:
         return asdict(self) | {"cost_ratio": self.cost_ratio}
 
 
-def moment_network_agreement(model: nn.Module, data: DataLike, *, sigma: float, n: int = 1000,
+def moment_network_agreement(model: nn.Module, data: DataLike | EvalData, *, sigma: float, n: int = 1000,
                              alpha: float = 0.001, seed: int = 0, batch_size: int = 100) -> Agreement:
     """Compare PREDICT (``n`` samples, level ``alpha``) with ``MomentNetwork(model, σ²)`` on every image of ``data``.
 

@@ -68,7 +68,8 @@ class SmoothedClassifier:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
         resolve_precision(precision, "cpu")  # a bad name fails here, not in the middle of a run
         if channels_last:
-            model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+            # Module.to documents memory_format=..., but torch's overloads leave it out (a stub bug).
+            model = copy.deepcopy(model).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.model, self.sigma, self.batch_size = model, float(sigma), batch_size
         self.precision, self.channels_last = precision, channels_last
 

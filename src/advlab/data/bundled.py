@@ -27,7 +27,7 @@ def load_mnist_sample(split: str = "test") -> ImageDataset:
     """The bundled MNIST sample: "train" 10,000 or "test" 2,000 images, uint8 (N, 1, 28, 28) + int64 labels."""
     if split not in SAMPLE_SIZES:
         raise InputError(f"the bundled MNIST sample has the splits 'train' and 'test', not {split!r}")
-    resource = resources.files("advlab.data").joinpath("bundled", SAMPLE_FILE)
+    resource = resources.files("advlab.data").joinpath("bundled").joinpath(SAMPLE_FILE)
     try:
         with resource.open("rb") as handle, np.load(handle, allow_pickle=False) as archive:
             images = archive[f"{split}_images"]

@@ -34,7 +34,7 @@ from advlab.errors import DataError, InputError
 try:  # numpy >= 2 keeps the implementation in numpy._core; numpy.core is a deprecated alias there
     from numpy._core.multiarray import _reconstruct
 except ImportError:  # pragma: no cover - numpy 1.x
-    from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
+    from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]  # same name, numpy 1.x location
 
 CIFAR10_FOLDER = "cifar-10-batches-py"
 IMAGE_SHAPE = (3, 32, 32)

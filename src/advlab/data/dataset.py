@@ -50,7 +50,8 @@ class ImageDataset:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+        shape = self.images.shape  # (N, C, H, W), checked in __post_init__
+        return (shape[1], shape[2], shape[3])
 
     def select(self, index: torch.Tensor | slice, name: str | None = None) -> ImageDataset:
         """A new dataset holding ``images[index]`` (index tensor or slice)."""

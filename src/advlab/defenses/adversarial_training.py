@@ -32,21 +32,26 @@ import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from advlab.data.dataset import ImageDataset
+from advlab.defenses.registry import register_defense
 from advlab.errors import InputError
 from advlab.modes import restored_modes
+from advlab.objectives import ObjectiveBase
+
+if TYPE_CHECKING:
+    from advlab.attacks.base import Attack
 
 LabelMode = Literal["true", "predicted"]
 
 
 @dataclass(kw_only=True)
-class PerturbedInputObjective:
+class PerturbedInputObjective(ObjectiveBase):
     """Base: ``clean_weight · CE(x) + (1 − clean_weight) · CE(perturb(x))``, with optional clean warm-up epochs.
 
     Args:
@@ -84,14 +89,24 @@ class PerturbedInputObjective:
     def in_warmup(self) -> bool:
         return self._epoch < self.warmup_epochs
 
+    @property
+    def clean_only(self) -> bool:
+        """True while the loss is the clean one alone (warm-up, or ``clean_weight`` 1): nothing is perturbed."""
+        return self.in_warmup or self.clean_weight == 1.0
+
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Scalar training loss for a batch ``x`` (N, C, H, W) in [0, 1] with labels ``y`` (N,)."""
-        if self.in_warmup or self.clean_weight == 1.0:
+        if self.clean_only:
             return F.cross_entropy(model(x), y)
         # Generate first: the attack toggles eval mode and restores the caller's train mode afterwards. Attacks
         # run in float32 (DESIGN.md §4) even inside fit's bf16 autocast: bf16 can round small steps away.
         with torch.autocast(x.device.type, enabled=False):
             perturbed = self.perturb(model, x, y).detach()
+        return self.mixed_loss(model, x, y, perturbed)
+
+    def mixed_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, perturbed: torch.Tensor
+                   ) -> torch.Tensor:
+        """``(1 − clean_weight)·CE(model(perturbed), y) + clean_weight·CE(model(x), y)`` (clean term only if > 0)."""
         loss = (1.0 - self.clean_weight) * F.cross_entropy(model(perturbed), y)
         if self.clean_weight > 0.0:
             loss = loss + self.clean_weight * F.cross_entropy(model(x), y)
@@ -118,10 +133,8 @@ class _AttackObjective(PerturbedInputObjective):
             batch, as ``fit`` reports through :meth:`on_batch_start`) the attack uses ``ε·min(1, p / ramp)``.
             0 (default) attacks at full ε from the first batch. The model first fits small perturbations, for
             which one gradient step is a good inner maximizer (interval-bound training ramps ε likewise, Gowal
-            et al. 2018). Measured on ``mnist_cnn`` at ε = 0.3 (``experiments/mnist-adversarial-training``): a
-            2-epoch ramp gave FGSM-RS 0.95 / 0.77 PGD-40 accuracy at ε 0.1 / 0.2 when the ramp ended, but
-            catastrophic overfitting still struck once ε reached 0.3. Outside ``fit`` (no progress reported)
-            the full ε is used.
+            et al. 2018). Outside ``fit`` (no progress reported) the full ε is used. Measured effects: see
+            ``experiments/results/README.md``.
     """
 
     labels: LabelMode = "true"
@@ -147,7 +160,7 @@ class _AttackObjective(PerturbedInputObjective):
             return 1.0
         return min(1.0, self._epochs_done / self.eps_ramp_epochs)
 
-    def build_attack(self) -> Any:
+    def build_attack(self) -> Attack:
         """The attack for the current batch (its ε and step sizes already multiplied by :attr:`eps_scale`)."""
         raise NotImplementedError
 
@@ -172,6 +185,9 @@ class _AttackObjective(PerturbedInputObjective):
             return attack.perturb(attacked, x, attack_labels)
 
 
+@register_defense("fgsm_mixed", stochastic=False,
+                  paper="Goodfellow et al. 2015 (arXiv:1412.6572); Hao, Chen, Huang, Fooling networks by adding "
+                        "noises", summary="alpha*CE(x) + (1-alpha)*CE(x_FGSM), alpha = 0.5")
 @dataclass(kw_only=True)
 class FGSMMixedLoss(_AttackObjective):
     """α·CE(x, y) + (1 − α)·CE(x + ε·sign(∇ₓCE), y): FGSM adversarial training with a mixed loss.
@@ -194,12 +210,14 @@ class FGSMMixedLoss(_AttackObjective):
     eps: float = 0.1
     clean_weight: float = 0.5
 
-    def build_attack(self) -> Any:
+    def build_attack(self) -> Attack:
         from advlab.attacks.fgsm import FGSM
 
         return FGSM(eps=self.eps * self.eps_scale)
 
 
+@register_defense("pgd_at", stochastic=False, paper="Madry et al. 2018 (arXiv:1706.06083)",
+                  summary="L-inf PGD adversarial training; clean/adversarial weights, true or predicted labels")
 @dataclass(kw_only=True)
 class PGDAdversarialTraining(_AttackObjective):
     """Adversarial training with an L∞ PGD inner maximization (Madry et al. 2018, arXiv:1706.06083).
@@ -242,7 +260,7 @@ class PGDAdversarialTraining(_AttackObjective):
         model's predicted labels (§3.1) by PGD started at x̂¹ = x (Eq. 2 and 12); any PGD setting can be given."""
         return cls(**{"clean_weight": 0.5, "labels": "predicted", "random_start": False, **settings})
 
-    def build_attack(self) -> Any:
+    def build_attack(self) -> Attack:
         from advlab.attacks.pgd import PGD
 
         scale = self.eps_scale
@@ -250,6 +268,9 @@ class PGDAdversarialTraining(_AttackObjective):
                    random_start=self.random_start, restarts=self.restarts, early_stop=False)
 
 
+@register_defense("fast_fgsm", stochastic=False, paper="Wong, Rice, Kolter 2020 (arXiv:2001.03994)",
+                  summary="FGSM from a uniform random start, step 1.25*eps; guard with pgd_accuracy_hook; "
+                          "start_in_box=False (gradient at the unclipped start) is Wong et al.'s MNIST recipe")
 @dataclass(kw_only=True)
 class FastFGSMTraining(_AttackObjective):
     """"Fast is better than free": FGSM from a uniform random start (Wong, Rice, Kolter 2020, arXiv:2001.03994).
@@ -265,12 +286,9 @@ class FastFGSMTraining(_AttackObjective):
         eps: ε in [0, 1] units (8/255 CIFAR-10, 0.3 MNIST). step_size: α, default ``1.25 * eps``.
         start_in_box: clip the random start to the image box [0, 1] before taking the gradient (default True, as
             Wong et al.'s CIFAR-10 code). False takes it at the unclipped start, as their MNIST code does
-            (locuslab/fast_adversarial issue 21: "we just forgot"); the trained-on image is projected either way.
-            Measured on ``mnist_cnn`` at ε = 0.3 with Wong et al.'s MNIST schedule (``experiments/mnist-
-            adversarial-training``): clipped, the PGD-10 check read 0.000 after epochs 1 and 2 (catastrophic
-            overfitting); unclipped, 0.24 → 0.89 over 5 epochs, 0.886 under PGD-40 (0.908 for PGD-AT in 4.7x
-            the time), though APGD-CE finds more (0.78). Background pixels at 0 start at −ε … ε, outside what
-            the model is ever trained on, much like N-FGSM's unprojected noise.
+            (locuslab/fast_adversarial issue 21); the trained-on image is projected either way. Unclipped,
+            background pixels at 0 start at −ε … ε, outside what the model is ever trained on, much like
+            N-FGSM's unprojected noise. Measured effects: see ``experiments/results/README.md``.
 
     Example::
 
@@ -288,14 +306,22 @@ class FastFGSMTraining(_AttackObjective):
         if self.step_size is None:
             self.step_size = 1.25 * self.eps
 
-    def build_attack(self) -> Any:
+    @property
+    def alpha(self) -> float:
+        """The step at the full ε: ``step_size`` (1.25·ε unless given)."""
+        return 1.25 * self.eps if self.step_size is None else float(self.step_size)
+
+    def build_attack(self) -> Attack:
         from advlab.attacks.pgd import PGD
 
         scale = self.eps_scale
-        return PGD(eps=self.eps * scale, step_size=self.step_size * scale, steps=1, random_start=True, restarts=1,
+        return PGD(eps=self.eps * scale, step_size=self.alpha * scale, steps=1, random_start=True, restarts=1,
                    early_stop=False, start_in_box=self.start_in_box)
 
 
+@register_defense("n_fgsm", stochastic=False, paper="de Jorge et al. 2022 (arXiv:2202.01181)",
+                  summary="FGSM (step eps) from U(-2eps, 2eps) noise, not projected: fast training without "
+                          "catastrophic overfitting")
 @dataclass(kw_only=True)
 class NoiseFGSMTraining(_AttackObjective):
     """N-FGSM: one FGSM step from a *larger* noise, not projected back (de Jorge et al. 2022, arXiv:2202.01181).
@@ -304,8 +330,8 @@ class NoiseFGSMTraining(_AttackObjective):
     the cost of fast FGSM (one forward/backward per image), but the perturbation may reach (k + 1)·ε in L∞.
     The authors show that this stronger noise, without the projection, avoids the *catastrophic overfitting*
     of FGSM with a random start at large ε, where FGSM-RS's robustness collapses within an epoch. At MNIST's
-    ε = 0.3 its U(−0.6, 0.6) noise also covers much of the digits; what it did there is measured in
-    ``experiments/mnist-adversarial-training/README.md``.
+    ε = 0.3 its U(−0.6, 0.6) noise also covers much of the digits. Measured results: see
+    ``experiments/results/README.md``.
 
     Generation follows the module's rule (model in eval mode, parameters frozen); trained on the perturbed loss
     only unless ``clean_weight`` > 0.
@@ -331,10 +357,15 @@ class NoiseFGSMTraining(_AttackObjective):
         if self.step_size is None:
             self.step_size = self.eps
 
-    def build_attack(self) -> Any:
+    @property
+    def alpha(self) -> float:
+        """The FGSM step at the full ε: ``step_size`` (ε unless given)."""
+        return self.eps if self.step_size is None else float(self.step_size)
+
+    def build_attack(self) -> Attack:
         from advlab.attacks.fgsm import FGSM
 
-        return FGSM(eps=self.step_size * self.eps_scale)
+        return FGSM(eps=self.alpha * self.eps_scale)
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         bound = self.noise_scale * self.eps * self.eps_scale
@@ -343,6 +374,9 @@ class NoiseFGSMTraining(_AttackObjective):
         return super().perturb(model, start, y)
 
 
+@register_defense("grad_align", stochastic=False, paper="Andriushchenko & Flammarion 2020 (arXiv:2007.02617)",
+                  summary="FGSM training plus a penalty on misaligned input gradients at x and x + U(-eps, eps) "
+                          "noise: the authors' remedy for catastrophic overfitting")
 @dataclass(kw_only=True)
 class GradAlignTraining(_AttackObjective):
     """FGSM training with the GradAlign regularizer (Andriushchenko & Flammarion 2020, arXiv:2007.02617).
@@ -357,11 +391,11 @@ class GradAlignTraining(_AttackObjective):
 
     Cost: FGSM training (one forward/backward for the attack, one for the loss) plus one forward/backward at
     x + η with ``create_graph`` and the second-order backward through it: about twice FGSM-RS's cost a step, about
-    half of PGD-10 training's. Its cost and results on MNIST are measured in
-    ``experiments/mnist-adversarial-training/README.md``.
-    The FGSM gradient at x is computed once and used for both the step and the alignment. Both input gradients
-    are taken in eval mode, as every attack here (dropout off, batch-norm running statistics), the parameters
-    differentiable only for the second one (the regularizer's gradient flows through it).
+    half of PGD-10 training's. Measured results: see ``experiments/results/README.md``.
+    The FGSM gradient at x is computed once per call and used for both the step and the alignment (one call
+    computes both; nothing is kept between calls). Both input gradients are taken in eval mode, as every attack
+    here (dropout off, batch-norm running statistics), the parameters differentiable only for the second one (the
+    regularizer's gradient flows through it).
 
     Args:
         eps: ε in [0, 1] units (0.3 MNIST, 8/255 CIFAR-10). step_size: α, default ε.
@@ -377,9 +411,6 @@ class GradAlignTraining(_AttackObjective):
     eps: float = 8 / 255
     step_size: float | None = None
     align_weight: float = 0.2
-    # The FGSM gradient of the batch last perturbed and the labels it was taken for, reused by the regularizer.
-    _clean_grad: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
-    _grad_labels: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -390,7 +421,14 @@ class GradAlignTraining(_AttackObjective):
         if not 0 < self.step_size <= self.eps:  # one step from x: a larger α only leaves the ε-ball
             raise InputError(f"grad_align's step_size must lie in (0, eps = {self.eps}], got {self.step_size}")
 
-    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    @property
+    def alpha(self) -> float:
+        """The FGSM step at the full ε: ``step_size`` (ε unless given)."""
+        return self.eps if self.step_size is None else float(self.step_size)
+
+    def input_gradient(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(∇ₓCE(model(x), labels), labels)`` in eval mode with frozen parameters, for the attacked labels
+        (``y``, or the model's clean predictions with ``labels="predicted"``)."""
         from advlab.attacks import losses
         from advlab.attacks.base import frozen_eval
         from advlab.attacks.gradients import AutogradGradient
@@ -402,21 +440,40 @@ class GradAlignTraining(_AttackObjective):
                 with torch.no_grad():
                     labels = model(x).argmax(dim=1)
             _, grad = AutogradGradient()(model, x, lambda logits: losses.cross_entropy(logits, labels))
-        self._clean_grad, self._grad_labels = grad, labels
-        return (x + self.step_size * self.eps_scale * grad.sign()).clamp(0.0, 1.0)
+        return grad, labels
+
+    def build_attack(self) -> Attack:
+        """The FGSM step this objective takes (for display: :meth:`perturb` computes it itself)."""
+        from advlab.attacks.fgsm import FGSM
+
+        return FGSM(eps=self.alpha * self.eps_scale)
+
+    def step(self, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """The FGSM image ``clip_[0,1](x + α·sign(grad))`` (α scaled by the ε ramp)."""
+        return (x + self.alpha * self.eps_scale * grad.sign()).clamp(0.0, 1.0)
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        grad, _ = self.input_gradient(model, x, y)
+        return self.step(x, grad)
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        loss = super().__call__(model, x, y)
-        if self.in_warmup or self.clean_weight == 1.0 or self.align_weight == 0.0:
+        if self.clean_only:
+            return F.cross_entropy(model(x), y)
+        with torch.autocast(x.device.type, enabled=False):  # as the base: the attack part runs in float32
+            grad, labels = self.input_gradient(model, x, y)
+            perturbed = self.step(x, grad).detach()
+        loss = self.mixed_loss(model, x, y, perturbed)
+        if self.align_weight == 0.0:
             return loss
-        return loss + self.align_weight * (1.0 - self.gradient_alignment(model, x))
+        return loss + self.align_weight * (1.0 - self.gradient_alignment(model, x, grad, labels))
 
-    def gradient_alignment(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """Mean cosine between ∇ₓCE at x (from the last :meth:`perturb` of this batch) and at x + η, differentiable
-        in the parameters; both gradients are for the labels :meth:`perturb` attacked (true or predicted)."""
-        clean_grad, labels = self._clean_grad, self._grad_labels
-        if clean_grad is None or labels is None or clean_grad.shape != x.shape:
-            raise InputError("gradient_alignment needs the FGSM gradient of this batch: call perturb(x) first")
+    def gradient_alignment(self, model: nn.Module, x: torch.Tensor, clean_grad: torch.Tensor,
+                           labels: torch.Tensor) -> torch.Tensor:
+        """Mean cosine between ``clean_grad`` (∇ₓCE at x, from :meth:`input_gradient`) and ∇ₓCE at x + η for the
+        same ``labels``, differentiable in the parameters; η ~ U(−ε, ε) (ε scaled by the ramp)."""
+        if clean_grad.shape != x.shape or labels.shape != x.shape[:1]:
+            raise InputError(f"gradient_alignment needs the input gradient of this batch ({tuple(x.shape)}) and its "
+                             f"labels; got {tuple(clean_grad.shape)} and {tuple(labels.shape)} (see input_gradient)")
         bound = self.eps * self.eps_scale
         noisy = (x + torch.empty_like(x).uniform_(-bound, bound)).clamp(0.0, 1.0)
         with restored_modes(model), torch.autocast(x.device.type, enabled=False):
@@ -431,6 +488,8 @@ class GradAlignTraining(_AttackObjective):
         return F.cosine_similarity(first[nonzero], second[nonzero], dim=1).mean()
 
 
+@register_defense("per_epoch_adversarial", stochastic=False, paper="van Everdingen, CNNs and adversarial examples",
+                  summary="FGSM set regenerated once an epoch against a snapshot of the model")
 @dataclass(kw_only=True)
 class PerEpochAdversarialTraining(_AttackObjective):
     """Adversarial set regenerated once per epoch with FGSM on the current model ("CNNs and adversarial
@@ -473,7 +532,7 @@ class PerEpochAdversarialTraining(_AttackObjective):
             self._snapshot = self._take_snapshot(model)
         return self._snapshot
 
-    def build_attack(self) -> Any:
+    def build_attack(self) -> Attack:
         from advlab.attacks.fgsm import FGSM
 
         return FGSM(eps=self.eps * self.eps_scale)

@@ -14,14 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields, is_dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from advlab.data.dataset import ImageDataset
+from advlab.defenses.registry import register_defense
 from advlab.errors import InputError
+from advlab.objectives import ObjectiveBase
+
+if TYPE_CHECKING:
+    from advlab.attacks.base import Attack
 
 
 class ConvDenoiser(nn.Module):
@@ -43,12 +48,12 @@ class ConvDenoiser(nn.Module):
             nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
         )
-        self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(width, width, 4, stride=2, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(width, channels, 3, padding=1),
-        )
-        nn.init.zeros_(self.decoder[-1].weight)
-        nn.init.zeros_(self.decoder[-1].bias)
+        upsample = nn.ConvTranspose2d(width, width, 4, stride=2, padding=1)
+        last = nn.Conv2d(width, channels, 3, padding=1)
+        self.decoder = nn.Sequential(upsample, nn.ReLU(inplace=True), last)
+        nn.init.zeros_(last.weight)
+        if last.bias is not None:  # always (bias=True); the check narrows the Optional type
+            nn.init.zeros_(last.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
@@ -68,7 +73,7 @@ class Purified(nn.Module):
 
 
 @dataclass(kw_only=True)
-class DenoisingObjective:
+class DenoisingObjective(ObjectiveBase):
     """Objective for the *denoiser*: ``MSE(D(x_adv), x) + clean_weight · MSE(D(x), x)``.
 
     ``x_adv = attack.perturb(classifier, x, y)`` is made per batch against the fixed classifier (fresh random starts
@@ -81,7 +86,7 @@ class DenoisingObjective:
 
     name: ClassVar[str] = "denoiser"
     classifier: nn.Module
-    attack: Any
+    attack: Attack
     clean_weight: float = 0.0
 
     def __post_init__(self) -> None:
@@ -107,7 +112,7 @@ class DenoisingObjective:
                 "clean_weight": self.clean_weight}
 
 
-def purification_hook(classifier: nn.Module, val_set: ImageDataset, attack: Any, *, n: int | None = 256,
+def purification_hook(classifier: nn.Module, val_set: ImageDataset, attack: Attack, *, n: int | None = 256,
                       batch_size: int = 256, seed: int = 0) -> Callable[[nn.Module, int], dict[str, float]]:
     """``eval_hook(denoiser, epoch)`` for ``fit``: purification metrics on held-out adversarial examples.
 
@@ -161,12 +166,19 @@ def purification_report(denoiser: nn.Module, classifier: nn.Module, clean: torch
     }
 
 
+@register_defense("denoiser", stochastic=False, paper="Wang, Kunin, Pyron, Exploring adversarial input spaces",
+                  summary="conv autoencoder trained on (adversarial, clean) pairs, put before the classifier")
 @dataclass(frozen=True, kw_only=True)
 class DenoiserDefense:
-    """The ``denoiser`` defense: builds the autoencoder and its objective; ``apply`` puts it before a classifier.
+    """The ``denoiser`` defense: builds the autoencoder and its objective; :meth:`purified` puts it before a
+    classifier.
+
+    A :class:`~advlab.defenses.base.TwoStageRecipe`: :mod:`advlab.training.two_stage` trains the classifier, then
+    the denoiser against it; :meth:`deployed_model` rebuilds the purified model (a fresh denoiser) for loading.
 
     Args: width: denoiser feature channels; clean_weight: clean reconstruction term; attack / attack_settings:
-    the registered attack (name and settings) that makes the training pairs, default FGSM with ε = 0.1.
+    the registered attack (name and settings) that makes the training pairs, default FGSM with ε = 0.1;
+    channels: image channels of the denoiser.
 
     Example::
 
@@ -174,7 +186,7 @@ class DenoiserDefense:
         denoiser = defense.build(channels=1)
         train_denoiser(denoiser, classifier, train_set, attack=defense.make_attack(), config=TrainConfig(...))
         # (train_denoiser from advlab.training.two_stage)
-        protected = defense.apply(classifier, denoiser)
+        protected = defense.purified(classifier, denoiser)
     """
 
     name: ClassVar[str] = "denoiser"
@@ -189,7 +201,7 @@ class DenoiserDefense:
     def build(self, channels: int | None = None) -> ConvDenoiser:
         return ConvDenoiser(channels=self.channels if channels is None else channels, width=self.width)
 
-    def make_attack(self) -> Any:
+    def make_attack(self) -> Attack:
         from advlab.attacks.registry import create_attack
 
         settings = {"eps": 0.1} if self.attack_settings is None else dict(self.attack_settings)
@@ -198,13 +210,17 @@ class DenoiserDefense:
     def objective(self, classifier: nn.Module) -> DenoisingObjective:
         return DenoisingObjective(classifier=classifier, attack=self.make_attack(), clean_weight=self.clean_weight)
 
-    def apply(self, classifier: nn.Module, denoiser: nn.Module | None = None) -> Purified:
+    def purified(self, classifier: nn.Module, denoiser: nn.Module | None = None) -> Purified:
         """``classifier(denoiser(x))``; without a denoiser a fresh one (to load a saved purified model into)."""
         purified = Purified(self.build() if denoiser is None else denoiser, classifier)
         spec = getattr(classifier, "advlab_spec", None)
         if spec is not None:  # the card names the classifier's architecture; the defense card adds the denoiser
-            purified.advlab_spec = spec  # type: ignore[assignment]
+            purified.advlab_spec = spec
         return purified
+
+    def deployed_model(self, model: nn.Module) -> Purified:
+        """The purified model around the classifier ``model`` with a fresh denoiser: a checkpoint loads into it."""
+        return self.purified(model)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "width": self.width, "clean_weight": self.clean_weight, "attack": self.attack,

@@ -29,7 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from advlab.attacks.base import frozen_eval
+from advlab.defenses.registry import register_defense
 from advlab.errors import InputError
+from advlab.objectives import ObjectiveBase
 
 
 def check_temperature(temperature: float) -> None:
@@ -59,7 +61,7 @@ class TemperatureScaled(nn.Module):
 
 
 @dataclass(kw_only=True)
-class TemperatureCrossEntropy:
+class TemperatureCrossEntropy(ObjectiveBase):
     """Objective ``CE(softmax(model(x) / T), y)``: the teacher of defensive distillation, trained at T.
 
     Example::
@@ -87,7 +89,7 @@ def soft_labels(teacher: nn.Module, x: torch.Tensor, temperature: float) -> torc
 
 
 @dataclass(kw_only=True)
-class SoftLabelDistillation:
+class SoftLabelDistillation(ObjectiveBase):
     """Objective ``−Σ_k p_k(teacher, T) · log softmax(student(x) / T)_k``: the student of defensive distillation.
 
     The soft labels are computed per batch from the frozen teacher (eval mode); the teacher is fixed, so this is
@@ -114,9 +116,15 @@ class SoftLabelDistillation:
         return {"name": self.name, "temperature": self.temperature}
 
 
+@register_defense("distillation", stochastic=False,
+                  paper="Papernot et al. 2016 (arXiv:1511.04508); van Everdingen's T=1 -> T=4 variant",
+                  summary="teacher at T, student on soft labels at T, deployed at T = 1 (masks gradients)")
 @dataclass(frozen=True, kw_only=True)
 class DefensiveDistillation:
     """The two-stage recipe, registered as ``distillation``; the deployed student is the model itself (T = 1).
+
+    A :class:`~advlab.defenses.base.TwoStageRecipe`: :mod:`advlab.training.two_stage` trains the teacher with
+    :meth:`teacher_objective`, then the student with :meth:`student_objective`.
 
     Args:
         temperature: T of the soft labels and of the student's training (Papernot: 100 on MNIST/CIFAR-10;
@@ -154,8 +162,9 @@ class DefensiveDistillation:
     def student_objective(self, teacher: nn.Module) -> SoftLabelDistillation:
         return SoftLabelDistillation(teacher=teacher, temperature=self.temperature)
 
-    def apply(self, model: nn.Module) -> nn.Module:
-        """Deployment at T = 1: the student's logits unchanged (wrap in :class:`TemperatureScaled` to attack)."""
+    def deployed_model(self, model: nn.Module) -> nn.Module:
+        """Deployment at T = 1: the student (``model``, the teacher's architecture) with its logits unchanged (wrap
+        it in :class:`TemperatureScaled` to attack it)."""
         return model
 
     @property

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advlab.defenses.base import TransformBase
+from advlab.defenses.registry import register_defense
 from advlab.errors import InputError
 from advlab.modes import restored_modes
 
@@ -148,8 +150,10 @@ def detection_auc(ensemble: MCDropoutEnsemble, clean: torch.Tensor, adversarial:
     return roc_auc(ensemble.detection_score(clean, n, score), ensemble.detection_score(adversarial, n, score))
 
 
+@register_defense("mc_dropout", stochastic=True, paper="Wang, Kunin, Pyron, Exploring adversarial input spaces",
+                  summary="n passes with dropout on: vote ensemble and vote-disagreement detector")
 @dataclass(frozen=True, kw_only=True)
-class MCDropoutTransform:
+class MCDropoutTransform(TransformBase):
     """The ``mc_dropout`` defense as a model transform: ``apply(model)`` wraps it in :class:`MCDropoutEnsemble`."""
 
     name: ClassVar[str] = "mc_dropout"

@@ -21,6 +21,7 @@ Shapes: every function takes and returns tensors of the same shape as the layer 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -245,8 +246,11 @@ def _adaptive_window_sizes(size_in: int, size_out: int, device: torch.device) ->
     return end - start
 
 
-def adaptive_avg_pool2d_moments(moments: Moments, output_size: int | tuple[int | None, int | None]) -> Moments:
-    """Adaptive average pooling (global average pooling for output 1): var' = avg_pool(var) / cells. Exact."""
+def adaptive_avg_pool2d_moments(moments: Moments, output_size: int | tuple[int | None, int | None] | None
+                                ) -> Moments:
+    """Adaptive average pooling (global average pooling for output 1): var' = avg_pool(var) / cells. Exact.
+
+    ``output_size`` as ``nn.AdaptiveAvgPool2d``'s: None (or a None entry) keeps the input's size there."""
     mean = F.adaptive_avg_pool2d(moments.mean, output_size)
     pooled_var = F.adaptive_avg_pool2d(moments.var, output_size)
     (h_in, w_in), (h_out, w_out) = moments.var.shape[-2:], pooled_var.shape[-2:]
@@ -265,7 +269,7 @@ def mean_over_dims_moments(moments: Moments, dims: tuple[int, ...], keepdim: boo
     return Moments(mean, moments.var.mean(dim=dims, keepdim=keepdim) / count)
 
 
-def _pair(value: int | tuple[int, ...]) -> tuple[int, int]:
+def _pair(value: int | Sequence[int]) -> tuple[int, int]:
     if isinstance(value, int):
         return value, value
     return (value[0], value[0]) if len(value) == 1 else (int(value[0]), int(value[1]))
@@ -281,7 +285,7 @@ def _ceil_mode_extra(size: int, kernel: int, stride: int, padding: int, dilation
 
 
 def max_pool2d_moments(moments: Moments, kernel_size: int | tuple[int, int],
-                       stride: int | tuple[int, int] | None = None, padding: int | tuple[int, int] = 0,
+                       stride: int | Sequence[int] | None = None, padding: int | tuple[int, int] = 0,
                        dilation: int | tuple[int, int] = 1, ceil_mode: bool = False, *, sort: bool = True,
                        var_floor: float = DEFAULT_VAR_FLOOR) -> Moments:
     """Max pooling of independent Gaussians: the window's max folded pairwise with :func:`max_of_gaussians`.
@@ -294,7 +298,8 @@ def max_pool2d_moments(moments: Moments, kernel_size: int | tuple[int, int],
     Shapes: (N, C, H, W) -> (N, C, H_out, W_out), H_out as ``F.max_pool2d`` with the same settings.
     """
     kh, kw = _pair(kernel_size)
-    sh, sw = _pair(stride if stride is not None and stride != [] else (kh, kw))
+    # F.max_pool2d passes stride=[] for "as the kernel" (its default), as None does here.
+    sh, sw = (kh, kw) if stride is None or (not isinstance(stride, int) and len(stride) == 0) else _pair(stride)
     ph, pw = _pair(padding)
     dh, dw = _pair(dilation)
     mean, var = moments

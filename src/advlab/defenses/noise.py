@@ -31,6 +31,8 @@ from torch import nn
 
 from advlab.data.dataset import ImageDataset
 from advlab.defenses.adversarial_training import PerturbedInputObjective
+from advlab.defenses.base import TransformBase
+from advlab.defenses.registry import register_defense
 from advlab.errors import InputError
 
 NoiseKind = Literal["random_sign", "gaussian"]
@@ -108,6 +110,9 @@ class _NoiseAugmentation(PerturbedInputObjective):
         return add_noise(x, self.kind, self.scale)
 
 
+@register_defense("random_sign_training", stochastic=False, paper="van Everdingen, CNNs and adversarial examples",
+                  summary="training images plus random-sign noise eps*R, R in {-1,+1}^d, a fresh draw per batch "
+                          "(the paper's one pre-drawn set: advlab.defenses.noise.with_random_sign_set)")
 @dataclass(kw_only=True)
 class RandomSignNoiseTraining(_NoiseAugmentation):
     """Training on images plus random-sign noise ε·R, R ∈ {−1, +1}^d ("CNNs and adversarial examples").
@@ -126,6 +131,8 @@ class RandomSignNoiseTraining(_NoiseAugmentation):
     kind: ClassVar[NoiseKind] = "random_sign"
 
 
+@register_defense("gaussian_augmentation", stochastic=False,
+                  summary="training images plus Gaussian noise sigma*N(0, I)")
 @dataclass(kw_only=True)
 class GaussianNoiseAugmentation(_NoiseAugmentation):
     """Training on images plus Gaussian noise σ·N(0, I), clipped to [0, 1].
@@ -201,8 +208,10 @@ class InputNoise(nn.Module):
         return f"kind={self.kind!r}, scale={self.scale}, votes={self.votes}, clip={self.clip}"
 
 
+@register_defense("input_noise", stochastic=True, paper="van Everdingen, CNNs and adversarial examples",
+                  summary="random-sign or Gaussian noise before the classifier; one draw or a majority vote")
 @dataclass(frozen=True, kw_only=True)
-class InputNoiseTransform:
+class InputNoiseTransform(TransformBase):
     """The ``input_noise`` defense as a model transform: ``apply(model)`` wraps it in :class:`InputNoise`."""
 
     name: ClassVar[str] = "input_noise"

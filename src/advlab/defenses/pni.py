@@ -49,6 +49,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advlab.defenses.base import TransformBase
+from advlab.defenses.registry import register_defense
 from advlab.errors import InputError
 from advlab.models.registry import MODELS
 from advlab.modes import restored_modes
@@ -193,7 +195,8 @@ def _convert(layer: nn.Module, locations: frozenset[str], granularity: str, alph
     may already hold) stays the same; only ``forward`` gains the noise and the α parameters are added.
     """
     layer.__class__ = _PNI_CLASS[type(layer)]
-    layer._init_pni(locations, granularity, alpha_init, activation_shapes, activation_std)  # type: ignore[attr-defined]
+    assert isinstance(layer, PNIMixin)  # the class swap above made it one
+    layer._init_pni(locations, granularity, alpha_init, activation_shapes, activation_std)
     return layer
 
 
@@ -346,8 +349,10 @@ def pni_alpha_parameters(model: nn.Module) -> list[nn.Parameter]:
     return [p for name, p in model.named_parameters() if ALPHA_PREFIX in name]
 
 
+@register_defense("pni", stochastic=True, paper="Rakin, He, Fan 2019, Parametric Noise Injection (arXiv:1811.09310)",
+                  summary="trainable Gaussian noise on weights/activations; train with PGDAdversarialTraining.pni()")
 @dataclass(frozen=True, kw_only=True)
-class PNITransform:
+class PNITransform(TransformBase):
     """The ``pni`` defense as a model transform: ``apply(model)`` returns a PNI copy of the model.
 
     Pair it with an adversarial-training objective (the paper: clean + PGD, 0.5 each) and exclude ``pni_alpha``

@@ -50,10 +50,13 @@ import torch
 import torch.fx
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from advlab.defenses import moments as mom
+from advlab.defenses.base import TransformBase
 from advlab.defenses.moments import DEFAULT_VAR_FLOOR, Moments
 from advlab.defenses.pni import PNIConv2d, PNILinear
+from advlab.defenses.registry import register_defense
 from advlab.errors import InputError
 from advlab.models.layers import Normalize
 
@@ -107,8 +110,9 @@ def _sequential(module: nn.Sequential, moments: Moments, ctx: MomentContext) -> 
     children = list(module)
     index = 0
     while index < len(children):
-        if index + 1 < len(children) and _foldable(children[index], children[index + 1]):
-            moments = mom.conv2d_batchnorm_moments(moments, children[index], children[index + 1])
+        pair = _foldable(children[index], children[index + 1]) if index + 1 < len(children) else None
+        if pair is not None:
+            moments = mom.conv2d_batchnorm_moments(moments, *pair)
             index += 2
         else:
             moments = ctx.propagate(children[index], moments)
@@ -116,11 +120,15 @@ def _sequential(module: nn.Sequential, moments: Moments, ctx: MomentContext) -> 
     return moments
 
 
-def _foldable(first: nn.Module, second: nn.Module) -> bool:
-    """A plain Conv2d directly followed by a BatchNorm2d with running statistics: fold the BN into the conv."""
-    return (find_moment_rule(type(first)) is _MODULE_RULES[nn.Conv2d]
+def _foldable(first: nn.Module, second: nn.Module) -> tuple[nn.Conv2d, _BatchNorm] | None:
+    """``(conv, bn)`` for a plain Conv2d directly followed by a batch-norm with running statistics (fold the BN into
+    the conv), else None."""
+    if (isinstance(first, nn.Conv2d) and isinstance(second, _BatchNorm)
+            and find_moment_rule(type(first)) is _MODULE_RULES[nn.Conv2d]
             and find_moment_rule(type(second)) is _MODULE_RULES[nn.BatchNorm2d]
-            and second.running_mean is not None)
+            and second.running_mean is not None):
+        return first, second
+    return None
 
 
 @register_moment_rule(nn.Conv2d)
@@ -361,26 +369,34 @@ class _TracedModule:
 
     module: weakref.ref[nn.Module]
     graph: torch.fx.Graph
-    conv_bn: dict[torch.fx.Node, nn.Module]
+    conv_bn: dict[torch.fx.Node, tuple[nn.Conv2d, _BatchNorm]]
     folded_bn: frozenset[torch.fx.Node]
 
 
-def _conv_bn_pairs(root: nn.Module, graph: torch.fx.Graph) -> tuple[dict[torch.fx.Node, nn.Module],
-                                                                     frozenset[torch.fx.Node]]:
-    """conv nodes whose only use is a batch-norm module (-> that BN), and those BN nodes.
+def _target_name(node: torch.fx.Node) -> str:
+    """The qualified name a ``call_module`` / ``get_attr`` / ``call_method`` node targets."""
+    if not isinstance(node.target, str):
+        raise TypeError(f"fx node {node.name} ({node.op}) targets {node.target!r}, not a name")
+    return node.target
+
+
+def _conv_bn_pairs(root: nn.Module, graph: torch.fx.Graph
+                   ) -> tuple[dict[torch.fx.Node, tuple[nn.Conv2d, _BatchNorm]], frozenset[torch.fx.Node]]:
+    """conv nodes whose only use is a batch-norm module (-> that (conv, BN) pair), and those BN nodes.
 
     Folding saves two full-size elementwise passes per BN; the conv output must have no other user, since the
     fold never materializes it.
     """
-    conv_bn: dict[torch.fx.Node, nn.Module] = {}
+    conv_bn: dict[torch.fx.Node, tuple[nn.Conv2d, _BatchNorm]] = {}
     for node in graph.nodes:
         if node.op != "call_module" or len(node.args) != 1 or node.kwargs:
             continue
         source = node.args[0]
         if (isinstance(source, torch.fx.Node) and source.op == "call_module" and len(source.users) == 1
-                and len(source.args) == 1 and not source.kwargs
-                and _foldable(root.get_submodule(source.target), root.get_submodule(node.target))):
-            conv_bn[source] = root.get_submodule(node.target)
+                and len(source.args) == 1 and not source.kwargs):
+            pair = _foldable(root.get_submodule(_target_name(source)), root.get_submodule(_target_name(node)))
+            if pair is not None:
+                conv_bn[source] = pair
     folded = frozenset(next(iter(conv.users)) for conv in conv_bn)
     return conv_bn, folded
 
@@ -492,7 +508,7 @@ class MomentNetwork(nn.Module):
                     if node in traced.folded_bn:  # already applied by the conv before it
                         env[node] = args[0]
                     elif node in traced.conv_bn:
-                        env[node] = mom.conv2d_batchnorm_moments(args[0], submodule, traced.conv_bn[node])
+                        env[node] = mom.conv2d_batchnorm_moments(args[0], *traced.conv_bn[node])
                     else:
                         env[node] = self.propagate(submodule, args[0])
                 else:
@@ -505,15 +521,16 @@ class MomentNetwork(nn.Module):
 
     @staticmethod
     def _call(node: torch.fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any], ctx: MomentContext) -> Any:
+        function = node.target if node.op == "call_function" else None
         if not _any_moments((args, kwargs)):
-            if node.op == "call_function":
-                return node.target(*args, **kwargs)
-            return getattr(args[0], node.target)(*args[1:], **kwargs)
-        if node.op == "call_function":
-            rule = _FUNCTION_RULES.get(node.target)
-            name = getattr(node.target, "__name__", str(node.target))
+            if callable(function):
+                return function(*args, **kwargs)
+            return getattr(args[0], _target_name(node))(*args[1:], **kwargs)
+        if function is not None:
+            rule = _FUNCTION_RULES.get(function)
+            name = getattr(function, "__name__", str(function))
         else:
-            rule = _METHOD_RULES.get(node.target)
+            rule = _METHOD_RULES.get(_target_name(node))
             name = f"Tensor.{node.target}"
         if rule is None:
             raise InputError(f"the moment network has no rule for {name}{_where(node)} applied to a noisy tensor. "
@@ -573,8 +590,13 @@ def ensemble_log_probabilities(standard_logits: torch.Tensor, stochastic_logits:
     return torch.logsumexp(torch.stack((standard, smoothed)), dim=0) - math.log(2.0)
 
 
+@register_defense("stochastic", stochastic=False, alias_of="stochastic_feedforward",
+                  paper="Jin, Dundar, Culurciello 2015 (arXiv:1511.06306)",
+                  summary="short name of stochastic_feedforward (cards record that name)")
+@register_defense("stochastic_feedforward", stochastic=False, paper="Jin, Dundar, Culurciello 2015 (arXiv:1511.06306)",
+                  summary="propagates input-noise means and variances through the trained network (deterministic)")
 @dataclass(frozen=True, kw_only=True)
-class MomentPropagationTransform:
+class MomentPropagationTransform(TransformBase):
     """The ``stochastic_feedforward`` defense as a model transform: ``apply(model)`` builds the moment network.
 
     Args: input_variance: σ_N² in [0, 1] pixel units; ensemble: wrap in :class:`ProbabilityEnsemble` with the

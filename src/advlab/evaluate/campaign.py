@@ -87,5 +87,6 @@ def save_adversarial(path: str | Path, rows: Sequence[CampaignRow]) -> None:
         write_bytes(path, safetensors.torch.save(tensors))
     else:
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, **{key: value.cpu().numpy() for key, value in tensors.items()})
+        arrays: dict[str, Any] = {key: value.cpu().numpy() for key, value in tensors.items()}
+        np.savez_compressed(buffer, **arrays)
         write_bytes(path, buffer.getvalue())

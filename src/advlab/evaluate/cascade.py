@@ -23,36 +23,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from advlab.attacks.base import Attack, frozen_eval
+from advlab.attacks.base import Attack
 from advlab.errors import InputError
 from advlab.evaluate.describe import describe_attack
-from advlab.evaluate.inputs import DataLike, EvalData, as_eval_data, check_batch_size, model_device, model_fingerprint
-from advlab.evaluate.progress import ProgressLike, ProgressReporter
-from advlab.evaluate.randomness import DEFAULT_EOT_SAMPLES, DEFAULT_TRIALS, mean_std, seeded, with_eot
-from advlab.evaluate.robustness import detect_randomized
-from advlab.evaluate.state import EvaluationState
+from advlab.evaluate.engine import MISCLASSIFIED, NOT_FOOLED, EvalSettings, Records, Schedule, Stage, run_stages
+from advlab.evaluate.inputs import DataLike, EvalData, as_eval_data
+from advlab.evaluate.progress import ProgressLike
+from advlab.evaluate.randomness import DEFAULT_EOT_SAMPLES, mean_std
 
-NOT_FOOLED = -1
-MISCLASSIFIED = -2
+__all__ = ["MISCLASSIFIED", "NOT_FOOLED", "CascadeResult", "CascadeStage", "as_stages", "cascade_result",
+           "run_cascade"]
 
-
-@dataclass(frozen=True)
-class CascadeStage:
-    """One attack of a cascade, with the label reported for it.
-
-    ``target_classes = k > 0`` runs the attack targeted at each of the k most likely wrong classes in turn
-    (the attack must support targeted mode); 0 runs it untargeted.
-    """
-
-    label: str
-    attack: Attack
-    target_classes: int = 0
-
-    def __post_init__(self) -> None:
-        if self.target_classes < 0:
-            raise InputError(f"target_classes must be >= 0, got {self.target_classes}")
-        if self.target_classes and not type(self.attack).supports_targeted:
-            raise InputError(f"{type(self.attack).__name__} has no targeted mode; set target_classes=0")
+#: A stage of a cascade (the engine's :class:`~advlab.evaluate.engine.Stage`).
+CascadeStage = Stage
 
 
 @dataclass(frozen=True)
@@ -153,102 +136,35 @@ def run_cascade(
     Arguments as :func:`advlab.evaluate.robustness.robust_accuracy_curve`; ``keep_adversarial`` keeps the
     adversarial images of the first trial (in the state folder too, so a resumed run returns them).
     """
-    check_batch_size(batch_size)
-    if trials is not None and (not isinstance(trials, int) or trials < 1):
-        raise InputError(f"trials must be a positive integer, got {trials!r}")
     stages = as_stages(attacks)
     data = as_eval_data(data)
-    device = model_device(model, device)
-    if randomized is None:
-        randomized = detect_randomized(model, data, device, seed)
-    if randomized and eot:
-        stages = [CascadeStage(s.label, with_eot(s.attack, eot_samples), s.target_classes) for s in stages]
-    n_trials = (trials or DEFAULT_TRIALS) if randomized else 1
-    descriptions = tuple(describe_attack(s.attack, s.label) | {"target_classes": s.target_classes} for s in stages)
-    state = EvaluationState(state_path, {
-        "kind": "cascade",
-        "model_card": model_card,
-        "model_weights": model_fingerprint(model),
-        "data": {"name": data.name, "n": len(data), "sha256": data.fingerprint()},
-        "stages": descriptions,
-        "batch_size": batch_size,
-        "trials": n_trials,
-        "seed": seed,
-        "keep_adversarial": keep_adversarial,
-    })
-    n_batches = data.num_batches(batch_size)
-    reporter = ProgressReporter(progress, n_trials * n_batches, "cascade")
-    trial_accuracy, clean_accuracy = [], []
-    fooled_by = torch.empty(0, dtype=torch.int64)
-    adv_parts: list[torch.Tensor] = []
-    queries = [0] * len(stages)
-    for trial in range(n_trials):
-        fooled_parts = []
-        for batch_index in range(n_batches):
-            key = f"t{trial}/b{batch_index}"
-            keep = keep_adversarial and trial == 0
-            if state.get(key) is None:
-                x, y = data.batch(batch_index, batch_size, device)
-                with seeded(seed, trial, batch_index, device=device):
-                    batch_fooled, batch_queries, adv = _cascade_batch(model, stages, x, y)
-                state.put(key, {"fooled_by": batch_fooled.tolist(), "queries": batch_queries},
-                          {"adv": adv} if keep else None)
-            record = state.get(key)
-            assert record is not None
-            fooled_parts.append(torch.tensor(record["fooled_by"], dtype=torch.int64))
-            if trial == 0:
-                queries = [q + int(b) for q, b in zip(queries, record["queries"])]
-                if keep:
-                    adv_parts.append(state.tensors(key)["adv"])
-            reporter.advance()
-        trial_fooled = torch.cat(fooled_parts)
-        if trial == 0:
-            fooled_by = trial_fooled
-        clean_accuracy.append(float((trial_fooled != MISCLASSIFIED).double().mean()))
-        trial_accuracy.append(tuple(
-            float(((trial_fooled == NOT_FOOLED) | (trial_fooled > index)).double().mean())
-            for index in range(len(stages))))
-    stats = [mean_std([t[index] for t in trial_accuracy]) for index in range(len(stages))]
+    settings = EvalSettings(batch_size=batch_size, device=device, trials=trials, eot=eot, eot_samples=eot_samples,
+                            randomized=randomized, seed=seed, progress=progress)
+    records = run_stages(model, data, [stages], [None], schedule=Schedule.CASCADE, settings=settings,
+                         keep_adversarial=keep_adversarial, state_path=state_path, model_card=model_card,
+                         kind="cascade")
+    return cascade_result(records, 0)
+
+
+def cascade_result(records: Records, e: int) -> CascadeResult:
+    """The cascade summary of radius row ``e`` of ``records``: robust accuracy after stages 0..i, per trial."""
+    stages = records.stages[e]
+    cumulative = records.cumulative()[:, e]  # (T, S, N)
+    trial_accuracy = [tuple(float(cumulative[t, i].double().mean()) for i in range(len(stages)))
+                      for t in range(records.trials)]
+    stats = [mean_std([t[i] for t in trial_accuracy]) for i in range(len(stages))]
     return CascadeResult(
         labels=tuple(s.label for s in stages),
-        attacks=descriptions,
-        clean_accuracy=mean_std(clean_accuracy)[0],
+        attacks=tuple(describe_attack(s.attack, s.label) | {"target_classes": s.target_classes} for s in stages),
+        clean_accuracy=mean_std([float(c.double().mean()) for c in records.correct])[0],
         stage_robust_accuracy=tuple(m for m, _ in stats),
-        stage_robust_accuracy_std=tuple(s for _, s in stats),
+        stage_robust_accuracy_std=tuple(sd for _, sd in stats),
         trial_stage_robust_accuracy=tuple(trial_accuracy),
-        fooled_by=fooled_by,
-        adv=torch.cat(adv_parts) if adv_parts else None,
-        queries_per_stage=tuple(queries),
-        randomized=bool(randomized),
-        eot_samples=max((int(getattr(s.attack, "eot_samples", 1) or 1) for s in stages), default=1),
-        trials=n_trials,
-        resumed_batches=state.resumed,
+        fooled_by=records.first_fooled_by(e),
+        adv=records.adv,
+        queries_per_stage=tuple(int(q) for q in records.queries[0, e]),
+        randomized=records.randomized,
+        eot_samples=records.eot_samples,
+        trials=records.trials,
+        resumed_batches=records.resumed_batches,
     )
-
-
-def _cascade_batch(
-    model: nn.Module, stages: list[CascadeStage], x: torch.Tensor, y: torch.Tensor
-) -> tuple[torch.Tensor, list[int], torch.Tensor]:
-    """One batch through every stage: (fooled_by (B,) on the CPU, queries per stage, adversarial images (B,...))."""
-    with frozen_eval(model), torch.no_grad():
-        clean_logits = model(x)
-    fooled_by = torch.full((x.shape[0],), NOT_FOOLED, dtype=torch.int64, device=x.device)
-    fooled_by[clean_logits.argmax(dim=-1) != y] = MISCLASSIFIED
-    # Wrong classes ranked by clean logit, most likely first: the targets of APGD-T-style stages.
-    ranked = clean_logits.scatter(1, y[:, None], float("-inf")).argsort(dim=1, descending=True)
-    adv = x.clone()
-    queries = []
-    for index, stage in enumerate(stages):
-        spent = 0
-        for k in range(max(1, stage.target_classes)):
-            todo = (fooled_by == NOT_FOOLED).nonzero().squeeze(1)
-            if todo.numel() == 0 or (stage.target_classes and k >= ranked.shape[1] - 1):
-                break
-            target = ranked[todo, k] if stage.target_classes else None
-            result = stage.attack(model, x[todo], y[todo], target=target)
-            spent += int(result.queries)
-            hit = result.adv_pred != y[todo]
-            fooled_by[todo[hit]] = index
-            adv[todo[hit]] = result.adv[hit]
-        queries.append(spent)
-    return fooled_by.cpu(), queries, adv.cpu()

@@ -320,26 +320,34 @@ def run_checks(
     chosen = default_check_attacks(eps, norm) | dict(attacks or {})
     single, iterative, black = chosen.get("single_step"), chosen.get("iterative"), chosen.get("black_box")
     missing = "attack is not registered (import advlab.attacks) and none was passed"
-    kw = {"tolerance": tolerance, "batch_size": batch_size}
+    kw: dict[str, Any] = {"tolerance": tolerance, "batch_size": batch_size}
+
+    def given(attack: Attack | None) -> Attack:
+        """The attack a check needs (its plan entry runs only when it is there)."""
+        assert attack is not None
+        return attack
+
     plan: list[tuple[str, str, Callable[[], CheckResult], bool]] = [
         ("iterative_vs_single_step", "iterative-vs-single-step",
-         lambda: check_iterative_vs_single_step(model, x, y, single_step=single, iterative=iterative, **kw),
+         lambda: check_iterative_vs_single_step(model, x, y, single_step=given(single),
+                                                iterative=given(iterative), **kw),
          single is not None and iterative is not None),
         ("white_box_vs_black_box", "white-box-vs-black-box",
          lambda: check_white_box_vs_black_box(
-             model, x, y, white_box=iterative,
+             model, x, y, white_box=given(iterative),
              black_box=({"black_box": black} if black is not None else {}) | dict(transfer or {}), **kw),
          iterative is not None),
         ("unbounded_attack", "unbounded-attack",
-         lambda: check_unbounded_attack(model, x, y, attack=iterative, batch_size=batch_size), iterative is not None),
+         lambda: check_unbounded_attack(model, x, y, attack=given(iterative), batch_size=batch_size),
+         iterative is not None),
         ("more_iterations", "more-iterations",
-         lambda: check_more_iterations(model, x, y, attack=iterative, **kw), iterative is not None),
+         lambda: check_more_iterations(model, x, y, attack=given(iterative), **kw), iterative is not None),
         ("random_sampling", "random-sampling",
-         lambda: check_random_sampling(model, x, y, attack=iterative, **kw), iterative is not None),
+         lambda: check_random_sampling(model, x, y, attack=given(iterative), **kw), iterative is not None),
         ("zero_gradients", "zero-gradients", lambda: check_zero_gradients(model, x, y), True),
         ("saturated_softmax", "saturated-softmax", lambda: check_saturated_softmax(model, x), True),
         ("randomness_without_eot", "randomness-without-eot",
-         lambda: check_randomness_without_eot(model, x, attack=iterative), iterative is not None),
+         lambda: check_randomness_without_eot(model, x, attack=given(iterative)), iterative is not None),
         ("finite_outputs", "finite-outputs", lambda: check_finite_outputs(model, x, eps, norm), True),
     ]
     results = []

@@ -14,17 +14,21 @@ import hashlib
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import torch
+from torch import nn
 
 from advlab.attacks.base import Attack
 from advlab.attacks.randomized import declares_stochastic, is_randomized
 from advlab.errors import InputError
+from advlab.evaluate.inputs import EvalData
 
 __all__ = [
     "DEFAULT_EOT_SAMPLES",
     "DEFAULT_TRIALS",
     "declares_stochastic",
+    "detect_randomized",
     "eot_samples_of",
     "has_eot_setting",
     "is_randomized",
@@ -35,6 +39,8 @@ __all__ = [
 
 DEFAULT_EOT_SAMPLES = 10
 DEFAULT_TRIALS = 5
+#: Points of the two forward passes that decide whether a model is randomized.
+DETECTION_POINTS = 32
 
 
 @contextmanager
@@ -69,7 +75,8 @@ def with_eot(attack: Attack, samples: int = DEFAULT_EOT_SAMPLES) -> Attack:
     if samples < 1:
         raise InputError(f"eot_samples must be >= 1, got {samples}")
     if has_eot_setting(attack) and eot_samples_of(attack) < samples:
-        return dataclasses.replace(attack, eot_samples=samples)
+        settings: dict[str, Any] = {"eot_samples": samples}
+        return dataclasses.replace(attack, **settings)
     return attack
 
 
@@ -80,3 +87,12 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     tensor = torch.tensor([float(v) for v in values], dtype=torch.float64)
     std = float(tensor.std(unbiased=True)) if len(values) > 1 else 0.0
     return float(tensor.mean()), std
+
+
+def detect_randomized(model: nn.Module, data: EvalData, device: torch.device, seed: int) -> bool:
+    """Declared ``stochastic`` or two forward passes on the first few points disagree."""
+    if declares_stochastic(model):
+        return True
+    x, _ = data.batch(0, DETECTION_POINTS, device)
+    with seeded(seed, "detect", device=device):
+        return is_randomized(model, x)

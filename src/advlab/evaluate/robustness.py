@@ -2,7 +2,10 @@
 
 ``robust_accuracy_curve(model, data, PGD(eps=0.3, steps=20), [0.05, 0.1, 0.2, 0.3])`` builds one attack per ε
 with ``attack.at(e)`` (Foolbox 3's "one call, a list of ε"), runs it batched over the
-data, and reports per ε: robust accuracy, success rate, mean/median perturbation norms and queries.
+data, and reports per ε: robust accuracy, success rate, mean/median perturbation norms and queries. The radii are
+visited in ascending order and a point fooled at a smaller ε is not attacked again at a larger one (its example
+lies inside the larger ball too), so the curve is monotone and costs only what the robust points need
+(:mod:`advlab.evaluate.engine`); ``queries_per_sample`` at an ε counts the queries spent at that ε.
 
 Randomized models (Athalye et al. 2018, arXiv:1802.00420): when two eval-mode forward passes differ, the
 attack is given EOT gradients (``eot_samples``, default 10, when the attack has that field) and the whole
@@ -28,22 +31,13 @@ from torch import nn
 from advlab.attacks.base import Attack
 from advlab.errors import InputError
 from advlab.evaluate.describe import describe_attack
-from advlab.evaluate.inputs import DataLike, EvalData, as_eval_data, check_batch_size, model_device, model_fingerprint
-from advlab.evaluate.progress import ProgressLike, ProgressReporter
-from advlab.evaluate.randomness import (
-    DEFAULT_EOT_SAMPLES,
-    DEFAULT_TRIALS,
-    declares_stochastic,
-    eot_samples_of,
-    is_randomized,
-    mean_std,
-    seeded,
-    with_eot,
-)
-from advlab.evaluate.runner import NORMS, AttackMetrics, batch_record, records_to_tensors, summarize
-from advlab.evaluate.state import EvaluationState
+from advlab.evaluate.engine import EvalSettings, Stage, run_stages
+from advlab.evaluate.inputs import DataLike, EvalData, as_eval_data
+from advlab.evaluate.progress import ProgressLike
+from advlab.evaluate.randomness import DEFAULT_EOT_SAMPLES, detect_randomized, mean_std
+from advlab.evaluate.runner import NORMS, AttackMetrics
 
-DETECTION_POINTS = 32
+__all__ = ["EpsilonResult", "RobustnessCurve", "detect_randomized", "evaluate_attack", "robust_accuracy_curve"]
 
 
 @dataclass(frozen=True)
@@ -204,10 +198,10 @@ def robust_accuracy_curve(
     for eps in epsilons:
         if not isinstance(eps, (int, float)) or math.isnan(eps) or eps < 0:
             raise InputError(f"every epsilon must be a number >= 0, got {eps!r}")
-    stages = [attack.at(float(eps)) for eps in epsilons]
-    return _evaluate(model, data, stages, attack, batch_size=batch_size, device=device, trials=trials, eot=eot,
-                     eot_samples=eot_samples, randomized=randomized, seed=seed, state_path=state_path,
-                     model_card=model_card, progress=progress, kind="curve")
+    settings = EvalSettings(batch_size=batch_size, device=device, trials=trials, eot=eot, eot_samples=eot_samples,
+                            randomized=randomized, seed=seed, progress=progress)
+    return _evaluate(model, data, [attack.at(float(eps)) for eps in epsilons], settings=settings, chain=True,
+                     state_path=state_path, model_card=model_card, kind="curve")
 
 
 def evaluate_attack(
@@ -230,85 +224,38 @@ def evaluate_attack(
 
     For C&W this gives the mean L2 needed to fool (``mean_norms["l2"]``), for ZOO its success rate.
     """
-    curve = _evaluate(model, data, [attack], attack, batch_size=batch_size, device=device, trials=trials, eot=eot,
-                      eot_samples=eot_samples, randomized=randomized, seed=seed, state_path=state_path,
-                      model_card=model_card, progress=progress, kind="single")
+    settings = EvalSettings(batch_size=batch_size, device=device, trials=trials, eot=eot, eot_samples=eot_samples,
+                            randomized=randomized, seed=seed, progress=progress)
+    curve = _evaluate(model, data, [attack], settings=settings, chain=False, state_path=state_path,
+                      model_card=model_card, kind="single")
     return curve.points[0]
-
-
-def detect_randomized(model: nn.Module, data: EvalData, device: torch.device, seed: int) -> bool:
-    """Declared ``stochastic`` or two forward passes on the first few points disagree."""
-    if declares_stochastic(model):
-        return True
-    x, _ = data.batch(0, DETECTION_POINTS, device)
-    with seeded(seed, "detect", device=device):
-        return is_randomized(model, x)
 
 
 def _evaluate(
     model: nn.Module,
     data: DataLike | EvalData,
-    stages: list[Attack],
-    attack: Attack,
+    attacks: list[Attack],
     *,
-    batch_size: int,
-    device: torch.device | str | None,
-    trials: int | None,
-    eot: bool,
-    eot_samples: int,
-    randomized: bool | None,
-    seed: int,
+    settings: EvalSettings,
+    chain: bool,
     state_path: str | Path | None,
     model_card: dict[str, Any] | None,
-    progress: ProgressLike,
     kind: str,
 ) -> RobustnessCurve:
-    check_batch_size(batch_size)
-    if trials is not None and (not isinstance(trials, int) or trials < 1):
-        raise InputError(f"trials must be a positive integer, got {trials!r}")
+    """One row of the engine per attack setting: a curve over ε (``chain``), one attack, or a sweep."""
     data = as_eval_data(data)
-    device = model_device(model, device)
-    if randomized is None:
-        randomized = detect_randomized(model, data, device, seed)
-    if randomized and eot:
-        stages = [with_eot(stage, eot_samples) for stage in stages]
-    n_trials = (trials or DEFAULT_TRIALS) if randomized else 1
-    n_batches = data.num_batches(batch_size)
-    state = EvaluationState(state_path, {
-        "kind": kind,
-        "model_card": model_card,
-        "model_weights": model_fingerprint(model),
-        "data": {"name": data.name, "n": len(data), "sha256": data.fingerprint()},
-        "stages": [describe_attack(stage) for stage in stages],
-        "batch_size": batch_size,
-        "trials": n_trials,
-        "seed": seed,
-    })
-    reporter = ProgressReporter(progress, n_trials * len(stages) * n_batches, f"{type(attack).__name__}")
-    metrics: list[list[AttackMetrics]] = [[] for _ in stages]
-    for trial in range(n_trials):
-        for stage_index, stage in enumerate(stages):
-            records = []
-            for batch_index in range(n_batches):
-                key = f"t{trial}/s{stage_index}/b{batch_index}"
-                record = state.get(key)
-                if record is None:
-                    x, y = data.batch(batch_index, batch_size, device)
-                    with seeded(seed, trial, stage_index, batch_index, device=device):
-                        record = batch_record(stage(model, x, y))
-                    record.pop("adv_pred")
-                    state.put(key, record)
-                records.append(record)
-                reporter.advance()
-            metrics[stage_index].append(summarize(*records_to_tensors(records)))
-    points = tuple(EpsilonResult(stage.budget, tuple(stage_metrics)) for stage, stage_metrics in zip(stages, metrics))
+    label = type(attacks[0]).__name__
+    records = run_stages(model, data, [[Stage(label, attack)] for attack in attacks],
+                         [attack.budget for attack in attacks], chain=chain, settings=settings,
+                         state_path=state_path, model_card=model_card, kind=kind)
+    points = tuple(EpsilonResult(row[0].attack.budget, records.metrics(e, 0)) for e, row in enumerate(records.stages))
     return RobustnessCurve(
-        attack=describe_attack(stages[0]),
+        attack=describe_attack(records.stages[0][0].attack),
         points=points,
-        randomized=bool(randomized),
-        eot_samples=eot_samples_of(stages[0]),
-        trials=n_trials,
+        randomized=records.randomized,
+        eot_samples=records.eot_samples,
+        trials=records.trials,
         n=len(data),
         data_name=data.name,
-        resumed_batches=state.resumed,
+        resumed_batches=records.resumed_batches,
     )

@@ -28,6 +28,7 @@ from typing import Any
 from advlab.attacks.base import Norm
 from advlab.errors import InputError, UnknownNameError
 from advlab.evaluate.cascade import CascadeStage
+from advlab.evaluate.engine import Schedule
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,12 @@ SUITES: dict[str, tuple[AttackSpec, ...]] = {
         AttackSpec("PGD-CW", {"linf": "pgd", "l2": "pgd_l2"}, {"steps": 40, "loss": "margin"}, {"step_size": 0.1}),
     ),
 }
+
+
+#: How each suite schedules its attacks (:class:`~advlab.evaluate.engine.Schedule`): the quick and papers suites
+#: run every attack on every point it has not fooled (each attack has its own curve, as the papers report them);
+#: the standard suite runs each attack only on the points every earlier one left robust, as AutoAttack does.
+SUITE_SCHEDULES: dict[str, Schedule] = {"quick": Schedule.EACH, "standard": Schedule.CASCADE, "papers": Schedule.EACH}
 
 
 def build_attack(spec: AttackSpec, eps: float, norm: Norm | str = Norm.LINF) -> CascadeStage | None:

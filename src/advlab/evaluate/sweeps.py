@@ -19,6 +19,7 @@ from torch import nn
 
 from advlab.attacks.base import Attack, frozen_eval
 from advlab.errors import InputError
+from advlab.evaluate.engine import EvalSettings
 from advlab.evaluate.inputs import DataLike, EvalData, as_eval_data, check_batch_size, model_device
 from advlab.evaluate.progress import ProgressLike, ProgressReporter
 from advlab.evaluate.randomness import mean_std, seeded
@@ -55,12 +56,16 @@ def parameter_sweep(
     if not values:
         raise InputError(f"pass at least one value for {parameter}")
     stages = [dataclasses.replace(attack, **{parameter: value}) for value in values]
-    defaults = {"batch_size": 256, "device": None, "trials": None, "eot": True, "eot_samples": 10,
-                "randomized": None, "seed": 0, "state_path": None, "model_card": None, "progress": None}
-    unknown = set(options) - set(defaults)
+    run_options = {"state_path": None, "model_card": None}
+    setting_names = {f.name for f in dataclasses.fields(EvalSettings)}
+    unknown = set(options) - setting_names - set(run_options)
     if unknown:
-        raise InputError(f"unknown option(s) {', '.join(sorted(unknown))}; known: {', '.join(defaults)}")
-    curve = _evaluate(model, data, stages, attack, kind=f"sweep:{parameter}", **(defaults | options))
+        raise InputError(f"unknown option(s) {', '.join(sorted(unknown))}; known: "
+                         f"{', '.join(sorted(setting_names | set(run_options)))}")
+    settings = EvalSettings(**{key: value for key, value in options.items() if key in setting_names})
+    run_options |= {key: value for key, value in options.items() if key in run_options}
+    # Unrelated settings of one radius: no chaining (a point fooled with 5 steps is attacked again with 10).
+    curve = _evaluate(model, data, stages, settings=settings, chain=False, kind=f"sweep:{parameter}", **run_options)
     return SweepResult(parameter, tuple(values), curve.points)
 
 

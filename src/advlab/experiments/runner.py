@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from advlab.errors import InputError
@@ -252,9 +252,10 @@ def render_markdown(result: ReproductionResult) -> str:
 def print_table(result: ReproductionResult, console: Console) -> None:
     """The comparison table on the console (rich)."""
     table = Table(title=f"{result.preset.name} — scale {result.scale}", caption=result.scale_description)
-    for column, justify in (("table", "left"), ("quantity", "left"), ("paper", "right"), ("ours", "right"),
-                            ("Δ", "right"), ("scale", "left")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    columns: tuple[tuple[str, JustifyMethod], ...] = (("table", "left"), ("quantity", "left"), ("paper", "right"),
+                                                      ("ours", "right"), ("Δ", "right"), ("scale", "left"))
+    for column, justify in columns:
+        table.add_column(column, justify=justify)
     for row in result.rows:
         table.add_row(row.table, row.label, _fmt(row.paper, unit=row.unit, std=row.paper_std), _ours_cell(row),
                       _fmt(row.delta, signed=True, unit=row.unit), row.scale)

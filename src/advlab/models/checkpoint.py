@@ -255,5 +255,6 @@ def load_checkpoint(
                               f"({summary[:400]}); pass build= with the architecture that was saved") from exc
     spec = card["model"]
     if spec.get("name") and getattr(model, "advlab_spec", None) is None:
+        # torch's stubs type Module.__setattr__ for tensors and modules only; any value is allowed at runtime.
         model.advlab_spec = {"name": spec["name"], "args": dict(spec.get("args") or {})}  # type: ignore[assignment]
     return model.to(device).eval(), card

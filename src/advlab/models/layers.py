@@ -26,6 +26,10 @@ class Normalize(nn.Module):
     Shape: (N, C, H, W) -> (N, C, H, W); a single value broadcasts over all channels.
     """
 
+    # Buffers registered in __init__ (annotations only: nn.Module.__getattr__ serves them).
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         if len(mean) != len(std) or any(s <= 0 for s in std):

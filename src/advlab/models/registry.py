@@ -27,6 +27,7 @@ def register_model(
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build a registered model; ``kwargs`` go to its factory (e.g. ``width=2`` for a wide ResNet)."""
     model = MODELS.create(name, **kwargs)
+    # torch's stubs type Module.__setattr__ for tensors and modules only; any value is allowed at runtime.
     model.advlab_spec = {"name": name, "args": dict(kwargs)}  # type: ignore[assignment]
     return model
 

@@ -21,9 +21,9 @@ from markupsafe import Markup
 
 import advlab
 from advlab.formatting import MISSING, epsilon, number, percent
-from advlab.report.content import Section
 from advlab.report.entries import ModelEntry
 from advlab.report.tables import clean_accuracy
+from advlab.report.views import Section
 
 
 def _environment() -> jinja2.Environment:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from advlab.report.content import Section
 from advlab.report.entries import ModelEntry
 from advlab.report.tables import Table
+from advlab.report.views import Section
 
 
 def _cell(text: str) -> str:

@@ -1,8 +1,8 @@
 """The report's figures, drawn with matplotlib's Agg renderer and returned as PNG bytes.
 
-Each function takes the normalised analysis data (:mod:`advlab.report.analyses`) and model colors, builds a
-``matplotlib.figure.Figure`` directly (no pyplot: no global figure state, safe in any thread, no display needed)
-and returns :func:`png_bytes` of it. Accuracies are shown in percent; ε and norms in [0, 1] pixel units.
+Each function takes normalised analysis data (the sections' normalisers, :mod:`advlab.report.sections`) and model
+colors, builds a ``matplotlib.figure.Figure`` directly (no pyplot: no global figure state, safe in any thread, no
+display needed) and returns :func:`png_bytes` of it. Accuracies are shown in percent; ε and norms in [0, 1] pixel units.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import matplotlib
 import numpy as np
@@ -20,8 +20,11 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from advlab.formatting import epsilon, norm_name
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 DPI = 120
-STYLE = {
+STYLE: dict[RcKeyType, Any] = {
     "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8, "xtick.labelsize": 8,
     "ytick.labelsize": 8, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
     "grid.color": "#e3e6ea", "grid.linewidth": 0.8, "axes.edgecolor": "#9aa3ad", "axes.titleweight": "bold",
@@ -43,7 +46,7 @@ class Series:
     y_std: Sequence[float] | None = None
 
 
-def new_figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
+def new_figure(width: float, height: float, layout: Literal["constrained"] | None = "constrained") -> Figure:
     """A white figure in the report's style; ``layout=None`` for grids of images (constrained layout is slow there)."""
     with matplotlib.rc_context(STYLE):
         return Figure(figsize=(width, height), dpi=DPI, layout=layout)

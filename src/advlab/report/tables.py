@@ -1,13 +1,16 @@
 """The report's tables as plain data (strings per cell), rendered by both the HTML and the markdown writers.
 
-Every number is formatted here (:mod:`advlab.report.formatting`), so the two outputs show the same text.
+Here: :class:`Table` and :class:`Row`, and the tables of the cards' headline numbers (summary, cascade, checks).
+The tables of one analysis kind live with its section (:mod:`advlab.report.sections`).
+
+Every number is formatted here (:mod:`advlab.formatting`), so the two outputs show the same text.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from advlab.formatting import (
     MISSING,
@@ -17,7 +20,9 @@ from advlab.formatting import (
     number,
     percent,
 )
-from advlab.report.entries import ModelEntry
+
+if TYPE_CHECKING:  # annotations only: entries.py imports the section modules, which import this module
+    from advlab.report.entries import ModelEntry
 
 
 @dataclass
@@ -69,7 +74,7 @@ def trials_text(entry: ModelEntry) -> str:
 
 def summary_table(entries: Sequence[ModelEntry]) -> Table:
     """Model, data, clean accuracy, robust accuracy per attack and ε (mean ± std over trials), cascade worst case."""
-    columns: list[tuple[str, Any, str]] = []  # (attack title, eps, norm) in order of first appearance
+    columns: list[tuple[str, Any, str | None]] = []  # (attack title, eps, norm) in order of first appearance
     for entry in entries:
         title = attack_title(entry.attack)
         for row in entry.card.results:
@@ -99,8 +104,9 @@ def summary_table(entries: Sequence[ModelEntry]) -> Table:
         title = attack_title(entry.attack)
         by_key = {(title, row.get("eps"), entry.attack.get("norm")): row for row in card.results}
         for key in columns:
-            row = by_key.get(key)
-            cells.append(percent(row.get("robust_accuracy"), row.get("robust_accuracy_std")) if row else MISSING)
+            result = by_key.get(key)
+            cells.append(percent(result.get("robust_accuracy"), result.get("robust_accuracy_std")) if result
+                         else MISSING)
         table.rows.append(Row(cells, entry.color))
     return table
 
@@ -144,89 +150,3 @@ def checks_table(entries: Sequence[ModelEntry]) -> Table | None:
 def check_values(check: dict[str, Any]) -> str:
     """``name = value`` pairs of a check's measured values, shares as numbers (they are compared raw)."""
     return ", ".join(f"{key} = {number(value)}" for key, value in (check.get("values") or {}).items())
-
-
-def _analyses(entries: Sequence[ModelEntry], kind: str):
-    for entry in entries:
-        for analysis in entry.analyses:
-            if analysis.kind == kind:
-                yield entry, analysis
-
-
-def single_attack_table(entries: Sequence[ModelEntry]) -> Table | None:
-    """Attacks without an ε budget (C&W: mean L2 to fool; ZOO: success rate), one row per analysis."""
-    table = Table("single-attack-table", "Minimum-norm and black-box attacks",
-                  ["Model", "Attack", "Success rate", "Robust accuracy", "Mean L2", "Median L2", "Mean L∞",
-                   "Queries / point"], text_columns=2,
-                  caption="Success rate over the clean-correct points; norms of the successful perturbations in "
-                          "[0, 1] pixel units.")
-    for entry, analysis in _analyses(entries, "single_attack"):
-        data = analysis.data
-        mean, median = data.get("mean_norms") or {}, data.get("median_norms") or {}
-        success = percent(data.get("success_rate"), data.get("success_rate_std"))
-        table.rows.append(Row([entry.label, analysis.name, success,
-                               percent(data.get("robust_accuracy"), data.get("robust_accuracy_std")),
-                               number(mean.get("l2")), number(median.get("l2")), number(mean.get("linf")),
-                               number(data.get("queries_per_sample"))], entry.color))
-    return table if table.rows else None
-
-
-def perturbation_table(entries: Sequence[ModelEntry]) -> Table | None:
-    table = Table("perturbation-table", "Perturbation norms", ["Model", "Norm", "Mean", "Std", "Min", "Max"],
-                  text_columns=2, caption="Per-example norms of adv − x in [0, 1] pixel units (L0: changed entries).")
-    for entry, analysis in _analyses(entries, "perturbation_statistics"):
-        for index, (norm, stats) in enumerate(analysis.data["summary"].items()):
-            table.rows.append(Row([entry.label if index == 0 else "", norm_name(norm)]
-                                  + [number(stats[key]) for key in ("mean", "std", "min", "max")],
-                                  entry.color if index == 0 else None))
-    return table if table.rows else None
-
-
-def gradient_table(entries: Sequence[ModelEntry]) -> Table | None:
-    table = Table("gradient-table", "Input-gradient norms", ["Model", "Points", "n", "Mean", "Median", "Std"],
-                  text_columns=2, caption="‖∇ₓ CE(f(x), y)‖ with respect to [0, 1] pixels.")
-    for entry, analysis in _analyses(entries, "gradient_norms"):
-        norm = norm_name(analysis.data["norm"])
-        for index, group in enumerate(("correct", "incorrect")):
-            stats = analysis.data[group] or {}
-            table.rows.append(Row([entry.label if index == 0 else "", f"{group} ({norm})", number(stats.get("n")),
-                                   number(stats.get("mean")), number(stats.get("median")), number(stats.get("std"))],
-                                  entry.color if index == 0 else None))
-    return table if table.rows else None
-
-
-def transfer_tables(entries: Sequence[ModelEntry]) -> list[Table]:
-    tables = []
-    for entry, analysis in _analyses(entries, "transfer"):
-        data = analysis.data
-        table = Table(f"transfer-table-{entry.index}", f"Transfer matrix ({entry.label})",
-                      ["Source ↓ / target →"] + data["names"],
-                      caption="Accuracy of the target model (column) on adversarial examples crafted against the "
-                              "source model (row); the diagonal is white-box.")
-        table.rows.append(Row(["clean"] + [percent(v) for v in data["clean_accuracy"]]))
-        for name, row in zip(data["names"], data["accuracy"]):
-            table.rows.append(Row([name] + [percent(v) for v in row]))
-        tables.append(table)
-    return tables
-
-
-CURVE_TABLES = {
-    "steps_sweep": ("steps-table", "Robust accuracy vs attack steps", "steps"),
-    "sweep": ("sweep-table", "Robust accuracy vs an attack setting", None),
-    "noise": ("noise-table", "Accuracy vs Gaussian noise std", "σ"),
-    "curve": ("curve-table", "Other measured curves", None),
-}
-
-
-def curve_table(entries: Sequence[ModelEntry], kind: str) -> Table | None:
-    """One row per model and curve: the x values as ``x: accuracy`` cells (the x values may differ per model)."""
-    table_id, title, x_name = CURVE_TABLES[kind]
-    table = Table(table_id, title, ["Model", "Curve", "Values"], text_columns=3)
-    for entry, analysis in _analyses(entries, kind):
-        data = analysis.data
-        name = x_name or data.get("parameter") or data.get("x_label") or "x"
-        share = "acc" in str(data.get("y_label", "accuracy")).lower()  # accuracies as %, other measures as is
-        cells = "; ".join(f"{name}={number(x)}: {percent(y, s) if share else number(y)}"
-                          for x, y, s in zip(data["x"], data["y"], data["y_std"]))
-        table.rows.append(Row([entry.label, analysis.name, cells], entry.color))
-    return table if table.rows else None

@@ -106,7 +106,7 @@ class TrainConfig:
         _check(all(isinstance(m, int) and m >= 1 for m in self.milestones)
                and list(self.milestones) == sorted(set(self.milestones)),
                f"milestones must be increasing epoch numbers >= 1, got {self.milestones!r}")
-        _check(self.schedule != "step" or self.milestones, "schedule='step' needs milestones, e.g. (100, 150)")
+        _check(self.schedule != "step" or bool(self.milestones), "schedule='step' needs milestones, e.g. (100, 150)")
         _check(_positive(self.gamma), f"gamma must be > 0, got {self.gamma!r}")
         _check(isinstance(self.warmup_epochs, int) and 0 <= self.warmup_epochs < self.epochs,
                f"warmup_epochs must be an integer in [0, epochs), got {self.warmup_epochs!r}")

@@ -44,7 +44,7 @@ from advlab.errors import (
     looks_like_shape_mismatch,
 )
 from advlab.models.checkpoint import RESERVED_CARD_KEYS, save_checkpoint, to_jsonable
-from advlab.objectives import CrossEntropy, check_objective, start_batch, start_epoch
+from advlab.objectives import CrossEntropy, HookedObjective, TrainingObjective, objective_label, with_hooks
 from advlab.precision import autocast as precision_autocast
 from advlab.precision import resolve_precision
 from advlab.progress import TrainProgress
@@ -128,7 +128,8 @@ class _TrainAccuracyProbe:
         self.correct, self.seen = 0, 0
 
     def __call__(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        if not module.training or self._counted or not args or args[0] is not self.x \
+        labels = self.y
+        if not module.training or self._counted or not args or args[0] is not self.x or labels is None \
                 or not isinstance(output, torch.Tensor) or output.dim() != 2:
             return
         if not self.checked:
@@ -138,8 +139,8 @@ class _TrainAccuracyProbe:
                                  f"{self.num_classes}")
             self.checked = True
         self._counted = True  # a second pass on the same batch (e.g. a mixed loss) must not count twice
-        self.correct = self.correct + (output.detach().argmax(dim=1) == self.y).sum()
-        self.seen += int(self.y.shape[0])  # type: ignore[union-attr]
+        self.correct = self.correct + (output.detach().argmax(dim=1) == labels).sum()
+        self.seen += int(labels.shape[0])
 
     @property
     def accuracy(self) -> float | None:
@@ -237,7 +238,7 @@ def _check_resumable(saved: Mapping[str, Any], config: TrainConfig, out_dir: Pat
                               "original settings (only epochs and device may change) or start a new run")
 
 
-def _check_same_objective(saved: Any, objective: Any, out_dir: Path) -> None:
+def _check_same_objective(saved: Any, objective: TrainingObjective, out_dir: Path) -> None:
     current = to_jsonable(objective.describe())
     if saved != current:
         raise CheckpointError(f"cannot resume the run in {out_dir} with another objective (saved {saved}, now "
@@ -245,7 +246,7 @@ def _check_same_objective(saved: Any, objective: Any, out_dir: Path) -> None:
 
 
 def _train_one_epoch(
-    model: nn.Module, train_set: ImageDataset, objective: Any, optimizer: torch.optim.Optimizer, *,
+    model: nn.Module, train_set: ImageDataset, objective: HookedObjective, optimizer: torch.optim.Optimizer, *,
     config: TrainConfig, multiplier: Callable[[int], float], step: int, steps_per_epoch: int,
     augment: Callable[..., torch.Tensor],
     data_generator: torch.Generator, device: torch.device, probe: _TrainAccuracyProbe,
@@ -271,7 +272,7 @@ def _train_one_epoch(
         if config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         lr = set_lr(optimizer, multiplier(step))
-        start_batch(objective, (step + 1) / steps_per_epoch)
+        objective.on_batch_start((step + 1) / steps_per_epoch)
         global_n = int(y.shape[0])
         if world_size > 1:
             if global_n < world_size:  # a rank would get no image (every rank skips it alike)
@@ -290,7 +291,7 @@ def _train_one_epoch(
                              f"{train_set.name} ({exc}); use a model built for this dataset (see `advlab "
                              "models`)") from exc
         if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
-            raise InputError(f"the objective {type(objective).__name__} must return a scalar tensor loss, got "
+            raise InputError(f"the objective {objective_label(objective)} must return a scalar tensor loss, got "
                              f"{type(loss).__name__}")
         if world_size > 1:
             (loss * (y.shape[0] * world_size / global_n)).backward()
@@ -306,9 +307,9 @@ def _train_one_epoch(
         if progress.bars and batch_index % 20 == 0:
             _show(progress, batch_index + 1, float(loss_sum) / seen, probe.accuracy)
     if world_size > 1:
-        total_loss, seen, probe.correct, probe.seen = all_reduce_sum(
+        total_loss, total_seen, total_correct, total_probed = all_reduce_sum(
             [loss_sum, seen, probe.correct, probe.seen], device=device)
-        seen, probe.seen = int(seen), int(probe.seen)
+        seen, probe.correct, probe.seen = int(total_seen), int(total_correct), int(total_probed)
         loss_sum = torch.tensor(total_loss, dtype=torch.float64)
     mean_loss = float(loss_sum) / max(seen, 1)
     if progress.bars:
@@ -342,7 +343,7 @@ def fit(
     train_set: ImageDataset,
     *,
     config: TrainConfig,
-    objective: Any = None,
+    objective: TrainingObjective | None = None,
     val_set: ImageDataset | None = None,
     out_dir: str | Path | None = None,
     resume: bool = False,
@@ -360,8 +361,9 @@ def fit(
         train_set / val_set: uint8 datasets (see ``ImageDataset``); the validation set gives ``val_loss`` and
             ``val_acc`` each epoch. Split one with ``train_set.split(config.val_fraction, seed=config.seed)``.
         config: every optimization setting (:class:`TrainConfig`).
-        objective: ``objective(model, x, y) -> scalar loss`` with ``describe()``, optionally
-            ``on_epoch_start(model, epoch)`` (0-based); see ``advlab.objectives``.
+        objective: a :class:`~advlab.objectives.TrainingObjective`: ``objective(model, x, y) -> scalar loss`` with
+            ``describe()``; its hooks ``on_epoch_start(model, epoch)`` (0-based) and ``on_batch_start(epochs_done)``
+            are called when it has them (see ``advlab.objectives``).
         out_dir: where ``last``/``best`` checkpoints (``.safetensors`` + ``.json`` card) and the resumable
             training state go, after every epoch. None keeps everything in memory.
         resume: continue the interrupted run in ``out_dir`` from its last completed epoch (same settings and
@@ -384,8 +386,7 @@ def fit(
         model = create_model("mnist_cnn")
         result = fit(model, train, config=TrainConfig(epochs=1, optimizer="adam", lr=1e-3), val_set=test)
     """
-    objective = CrossEntropy() if objective is None else objective
-    check_objective(objective)
+    hooked = with_hooks(CrossEntropy() if objective is None else objective)
     if not isinstance(config, TrainConfig):
         raise InputError(f"config must be a TrainConfig, got {type(config).__name__}")
     if len(train_set) == 0:
@@ -405,14 +406,15 @@ def fit(
     run_device = resolve_device(device, config)
     distributed = init_from_env(run_device)  # torchrun: WORLD_SIZE > 1
     run_device = rank_device(run_device)
-    writes = out_path is not None and is_main()
+    write_dir = out_path if is_main() else None  # where this process writes files (rank 0 only)
     seed_everything(config.seed)
     # One CPU generator for shuffling and augmentation, seeded apart from the global stream (seed + 1) so the
     # shuffle order is not correlated with dropout masks drawn from the same seed.
     data_generator = torch.Generator().manual_seed(config.seed + 1)
     model.to(run_device)
     if config.channels_last:  # before the optimizer is built: its state then matches the parameters' layout
-        model.to(memory_format=torch.channels_last)
+        # torch's stubs omit Module.to's memory_format keyword, which nn.Module.to accepts at runtime.
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     if run_device.type != "cpu":  # uint8 datasets fit on the GPU; per-batch host copies would dominate
         train_set = train_set.to(run_device)
         val_set = val_set.to(run_device) if val_set is not None else None
@@ -429,12 +431,12 @@ def fit(
     if out_path is not None:
         if resume:
             _check_resumable(saved_config(out_path), config, out_path)
-            _check_same_objective(saved_objective(out_path), objective, out_path)
+            _check_same_objective(saved_objective(out_path), hooked, out_path)
             saved = load_training_state(out_path, model=model, optimizer=optimizer, data_generator=data_generator)
             start_epoch_index, step = saved.epochs_completed, saved.global_step
             history, best = saved.history, saved.best
-        elif writes and has_training_state(out_path):
-            clear_training_state(out_path)
+        elif write_dir is not None and has_training_state(write_dir):
+            clear_training_state(write_dir)
     # Wrapped after loading the state (DDP broadcasts rank 0's weights when built); only the objective sees the
     # wrapper: checkpoints, validation and eval_hook use the plain model.
     train_model = wrap_ddp(model)
@@ -443,7 +445,7 @@ def fit(
 
     def build_card() -> dict[str, Any]:
         return to_jsonable({
-            "dataset": _dataset_entry(train_set, val_set), "objective": objective.describe(),
+            "dataset": _dataset_entry(train_set, val_set), "objective": hooked.describe(),
             "train": config.to_dict(), "precision": training_precision(config, run_device), "seed": config.seed,
             "epochs_completed": len(history),
             "metrics": history, "best": best, **extra,
@@ -459,10 +461,10 @@ def fit(
                 progress.note(f"resuming {out_path} after epoch {start_epoch_index}/{config.epochs}")
             for epoch in range(start_epoch_index, config.epochs):
                 epoch_started = time.perf_counter()
-                start_epoch(objective, model, epoch)
+                hooked.on_epoch_start(model, epoch)
                 progress.start_epoch(epoch, total_batches=steps_per_epoch)
                 train_loss, lr, step = _train_one_epoch(
-                    train_model, train_set, objective, optimizer, config=config, multiplier=multiplier, step=step,
+                    train_model, train_set, hooked, optimizer, config=config, multiplier=multiplier, step=step,
                     steps_per_epoch=steps_per_epoch, augment=augment, data_generator=data_generator,
                     device=run_device, probe=probe, trained_params=trained_params, progress=progress)
                 if not math.isfinite(train_loss):
@@ -482,15 +484,15 @@ def fit(
                 improved = metric in record and _improved(record[metric], best, config.best_mode)
                 if improved:
                     best = {"metric": metric, "value": record[metric], "epoch": epoch + 1}
-                if writes:
+                if write_dir is not None:
                     card = build_card()
                     if improved:
-                        best_path = out_path / "best.safetensors"
+                        best_path = write_dir / "best.safetensors"
                         save_checkpoint(best_path, model, card)
-                    last_path = out_path / "last.safetensors"
+                    last_path = write_dir / "last.safetensors"
                     save_checkpoint(last_path, model, card)
-                    save_training_state(out_path, TrainingState(
-                        epoch + 1, step, history, best, config.to_dict(), to_jsonable(objective.describe())),
+                    save_training_state(write_dir, TrainingState(
+                        epoch + 1, step, history, best, config.to_dict(), to_jsonable(hooked.describe())),
                                         model=model, optimizer=optimizer, data_generator=data_generator)
                 progress.end_epoch(_summary(record, config.epochs))
     finally:

@@ -44,7 +44,8 @@ def param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
             return True
         return not config.decay_norm_and_bias and param.ndim <= 1
 
-    groups = {"decay": ([], [], config.weight_decay), "no_decay": ([], [], 0.0)}
+    groups: dict[str, tuple[list[torch.Tensor], list[str], float]] = {
+        "decay": ([], [], config.weight_decay), "no_decay": ([], [], 0.0)}
     for name, param in named:
         params, names, _ = groups["no_decay" if exempt(name, param) else "decay"]
         params.append(param)

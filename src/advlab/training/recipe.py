@@ -1,15 +1,16 @@
 """The recipe behind ``advlab train``: model + optional defense + ``fit()``, with the test set checked each epoch.
 
 A defense from the registry is an objective (``fit(objective=...)``), a model transform (``apply(model)``, e.g.
-PNI noise layers) or both; a run takes at most one objective and any transforms (PNI + PGD training is
-``["pni", "pgd_at"]``). Their ``describe()`` dicts go into the checkpoint card under ``defenses`` so that loading
-the checkpoint re-applies the transforms (see :func:`advlab.loading.load_model`).
+PNI noise layers), both, or a two-stage recipe (:mod:`advlab.training.two_stage`); the contracts are in
+:mod:`advlab.defenses.base`. A run takes at most one objective, at most one recipe and any transforms (PNI + PGD
+training is ``["pni", "pgd_at"]``). Their ``describe()`` dicts go into the checkpoint card under ``defenses`` so
+that loading the checkpoint re-applies the transforms (see :func:`advlab.loading.load_model`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from advlab.data.dataset import ImageDataset
+from advlab.defenses.base import ModelTransform, TrainingObjective, TwoStageRecipe
 from advlab.errors import InputError
 from advlab.seed import seed_everything
 from advlab.training.config import TrainConfig
@@ -48,14 +50,14 @@ def resolve_device(device: str | None) -> str:
 class DefenseSetup:
     """The registered defenses of one run: at most one training objective, any number of model transforms."""
 
-    objective: Any | None = None
-    transforms: list[Any] = field(default_factory=list)
+    objective: TrainingObjective | None = None
+    transforms: list[ModelTransform] = field(default_factory=list)
     cards: list[dict[str, Any]] = field(default_factory=list)
-    recipe: Any | None = None  # a two-stage defense (distillation, denoiser): see training.two_stage
+    recipe: TwoStageRecipe | None = None  # a two-stage defense (distillation, denoiser): see training.two_stage
 
     @property
     def no_weight_decay(self) -> tuple[str, ...]:
-        return tuple(pattern for t in self.transforms for pattern in getattr(t, "no_weight_decay", ()))
+        return tuple(pattern for t in self.transforms for pattern in t.no_weight_decay)
 
 
 def check_setting_types(name: str, settings: Mapping[str, Any]) -> None:
@@ -103,22 +105,25 @@ def build_defenses(names: Sequence[str], settings: Mapping[str, Mapping[str, Any
         check_setting_types(name, settings.get(name, {}))
         defense = create_defense(name, **dict(settings.get(name, {})))
         if kind == "recipe":
+            assert isinstance(defense, TwoStageRecipe), name  # the registry derived the kind from the class
             if setup.recipe is not None:
                 raise InputError(f"{name!r} and {setup.recipe.describe()['name']!r} are both two-stage recipes; "
                                  "choose one")
             setup.recipe = defense
         if kind in ("objective", "both"):
+            assert isinstance(defense, TrainingObjective), name
             if setup.objective is not None:
                 raise InputError(f"{name!r} and {setup.objective.describe()['name']!r} are both training objectives; "
                                  "choose one (transforms such as pni combine with any objective)")
             setup.objective = defense
         if kind in ("transform", "both"):
+            assert isinstance(defense, ModelTransform), name
             setup.transforms.append(defense)
         setup.cards.append(defense.describe())
     return setup
 
 
-def with_transforms(model: nn.Module, transforms: Sequence[Any]) -> nn.Module:
+def with_transforms(model: nn.Module, transforms: Sequence[ModelTransform]) -> nn.Module:
     """``model`` with each transform applied in order, keeping the architecture spec the checkpoint card records
     (a wrapper such as input noise or the moment network is rebuilt from the base architecture plus the card's
     defenses, so the card must name the base)."""
@@ -126,7 +131,7 @@ def with_transforms(model: nn.Module, transforms: Sequence[Any]) -> nn.Module:
     for transform in transforms:
         model = transform.apply(model)
     if spec is not None and getattr(model, "advlab_spec", None) is None:
-        model.advlab_spec = spec  # type: ignore[assignment]
+        model.advlab_spec = spec
     return model
 
 
@@ -198,7 +203,8 @@ def train_with_defense(
                resume=resume, card_extra=card_extra, quiet=quiet, device=device, eval_hook=test_accuracy)
 
 
-def _robust_check_hook(objective: Any, check_set: ImageDataset, *, n: int, seed: int) -> Any:
+def _robust_check_hook(objective: TrainingObjective | None, check_set: ImageDataset, *, n: int, seed: int
+                       ) -> Callable[[nn.Module, int], dict[str, float]]:
     """The per-epoch PGD check of :func:`train_with_defense` at the objective's ε (see its docstring)."""
     from advlab.defenses.adversarial_training import pgd_accuracy_hook
 

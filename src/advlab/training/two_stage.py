@@ -14,6 +14,7 @@ module imports the training layer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,16 +25,18 @@ from advlab.defenses.denoiser import DenoiserDefense, DenoisingObjective, purifi
 from advlab.defenses.distillation import DefensiveDistillation, TemperatureScaled
 from advlab.errors import InputError
 from advlab.models.checkpoint import save_checkpoint
+from advlab.objectives import TrainingObjective
 from advlab.training.config import TrainConfig
 from advlab.training.loop import TrainResult, fit
 
 if TYPE_CHECKING:
+    from advlab.attacks.base import Attack
     from advlab.training.recipe import DefenseSetup
 
 
 def train_distillation(recipe: DefensiveDistillation, teacher: nn.Module, student: nn.Module,
-                       train_set: ImageDataset, *, config: Any, teacher_config: Any = None,
-                       teacher_objective: Any = None, teacher_set: ImageDataset | None = None,
+                       train_set: ImageDataset, *, config: TrainConfig, teacher_config: TrainConfig | None = None,
+                       teacher_objective: TrainingObjective | None = None, teacher_set: ImageDataset | None = None,
                        **fit_kwargs: Any) -> tuple[TrainResult, TrainResult]:
     """Train the teacher, then the student, with ``fit``; returns both ``TrainResult`` s.
 
@@ -57,15 +60,16 @@ def train_distillation(recipe: DefensiveDistillation, teacher: nn.Module, studen
     return teacher_run, student_run
 
 
-def train_teacher(recipe: DefensiveDistillation, teacher: nn.Module, train_set: ImageDataset, *, config: Any,
-                  objective: Any = None, **fit_kwargs: Any) -> TrainResult:
+def train_teacher(recipe: DefensiveDistillation, teacher: nn.Module, train_set: ImageDataset, *, config: TrainConfig,
+                  objective: TrainingObjective | None = None, **fit_kwargs: Any) -> TrainResult:
     """The first stage: ``teacher`` trained at the recipe's teacher temperature, in place.
 
     Without ``objective`` the loss is ``CE(z / T)``; with one (e.g. an adversarial-training objective) it runs on
     ``TemperatureScaled(teacher, T)``, so its cross-entropies and its attack see the teacher's softmax at T.
     """
     extra = dict(fit_kwargs.pop("card_extra", None) or {})
-    trained, loss = teacher, recipe.teacher_objective()
+    trained: nn.Module = teacher
+    loss: TrainingObjective = recipe.teacher_objective()
     if objective is not None:
         trained, loss = TemperatureScaled(teacher, recipe.teacher_temperature_used), objective
     return fit(trained, train_set, config=config, objective=loss,
@@ -73,7 +77,7 @@ def train_teacher(recipe: DefensiveDistillation, teacher: nn.Module, train_set: 
 
 
 def train_student(recipe: DefensiveDistillation, teacher: nn.Module, student: nn.Module, train_set: ImageDataset,
-                  *, config: Any, **fit_kwargs: Any) -> TrainResult:
+                  *, config: TrainConfig, **fit_kwargs: Any) -> TrainResult:
     """Train ``student`` at the recipe's temperature on the soft labels of an already trained ``teacher`` (any
     network with the student's classes; van Everdingen's final model uses the Random AT model, §8).
 
@@ -84,8 +88,8 @@ def train_student(recipe: DefensiveDistillation, teacher: nn.Module, student: nn
                card_extra={**extra, "role": "distillation student", "defense": recipe.describe()}, **fit_kwargs)
 
 
-def train_denoiser(denoiser: nn.Module, classifier: nn.Module, train_set: ImageDataset, *, attack: Any,
-                   config: Any, clean_weight: float = 0.0, val_set: ImageDataset | None = None,
+def train_denoiser(denoiser: nn.Module, classifier: nn.Module, train_set: ImageDataset, *, attack: Attack,
+                   config: TrainConfig, clean_weight: float = 0.0, val_set: ImageDataset | None = None,
                    **fit_kwargs: Any) -> TrainResult:
     """Train ``denoiser`` with the one ``fit`` on (attack(classifier, x), x) pairs.
 
@@ -109,9 +113,9 @@ def train_denoiser(denoiser: nn.Module, classifier: nn.Module, train_set: ImageD
     return fit(denoiser, train_set, config=config, objective=objective, eval_hook=hook, **fit_kwargs)
 
 
-def train_two_stage(setup: DefenseSetup, first: nn.Module, fresh_model: Any, train_set: ImageDataset, *,
-                    config: TrainConfig, out_dir: Path, card_extra: dict[str, Any], **fit_kwargs: Any
-                    ) -> TrainResult:
+def train_two_stage(setup: DefenseSetup, first: nn.Module, fresh_model: Callable[[], nn.Module],
+                    train_set: ImageDataset, *, config: TrainConfig, out_dir: Path, card_extra: dict[str, Any],
+                    **fit_kwargs: Any) -> TrainResult:
     """The two-stage recipes of ``advlab train``, each leaving the deployable model in ``out_dir/last.safetensors``.
 
     * ``distillation``: the teacher trains in ``out_dir/teacher`` (at its temperature; with ``setup.objective``
@@ -141,7 +145,7 @@ def train_two_stage(setup: DefenseSetup, first: nn.Module, fresh_model: Any, tra
         run = train_denoiser(recipe.build(), classifier, train_set, attack=recipe.make_attack(), config=config,
                              clean_weight=recipe.clean_weight, out_dir=out_dir / "denoiser", resume=resume,
                              card_extra={**card_extra, "role": "denoiser"}, **fit_kwargs)
-        purified = recipe.apply(classifier, run.model)
+        purified = recipe.purified(classifier, run.model)
         metrics = eval_hook(purified, config.epochs) if eval_hook is not None else {}
         last = out_dir / "last.safetensors"
         card = save_checkpoint(last, purified, {**card_extra, "metrics": metrics, "role": "purified classifier"})

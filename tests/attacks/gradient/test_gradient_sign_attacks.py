@@ -18,11 +18,8 @@ from advlab.attacks.fgsm import FGM, FGSM, FGSMLeastLikely, GradientStep
 from advlab.attacks.gradients import AutogradGradient
 from advlab.attacks.mifgsm import MIFGSM
 from advlab.attacks.pgd import BIM, PGD, PGDL2
-from advlab.attacks.registry import ATTACKS, create_attack
+from advlab.attacks.registry import create_attack
 from advlab.errors import InputError
-
-MY_ATTACKS = ("fgsm", "fgsm_ll", "fgm", "gradient_step", "pgd", "pgd_l2", "bim", "mifgsm", "apgd_ce", "apgd_dlr",
-              "apgd_dlr_targeted", "gaussian_noise", "random_sign", "gaussian_blur", "matched_noise")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,14 +36,7 @@ def test_identity_attack_fails_the_effectiveness_check(trained_cnn, test_batch) 
         assert_attack_effective(IdentityAttack()(trained_cnn, x, y), max_robust=0.5, min_drop=0.3)
 
 
-def test_every_attack_of_this_family_is_registered() -> None:
-    import advlab.attacks.apgd
-    import advlab.attacks.fgsm
-    import advlab.attacks.mifgsm
-    import advlab.attacks.noise
-    import advlab.attacks.pgd  # noqa: F401
-
-    assert set(MY_ATTACKS) <= set(ATTACKS.names())
+def test_the_registry_builds_gradient_sign_attacks_with_their_settings() -> None:
     built = create_attack("pgd", eps=0.1, steps=3)
     assert isinstance(built, PGD) and built.eps == 0.1 and built.steps == 3
     assert create_attack("fgsm_ll").least_likely and not create_attack("bim").random_start
@@ -216,39 +206,6 @@ def test_unclipped_random_start_leaves_the_box_only_for_the_first_gradient(train
     torch.testing.assert_close(start.clamp(0, 1), clipped.inputs[outside[0]])
     assert_within_budget(result, x, eps, "linf")
     assert result.robust_accuracy < result.clean_accuracy - 0.3
-
-
-class _FailsAfter(nn.Module):
-    """A model with dropout and batch norm whose forward raises after ``calls`` successful passes."""
-
-    def __init__(self, calls: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.BatchNorm1d(32), nn.Dropout(0.5),
-                                  nn.Linear(32, 10))
-        self.calls_left = calls
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.calls_left == 0:
-            raise RuntimeError("simulated failure inside the attack")
-        self.calls_left -= 1
-        return self.body(x)
-
-
-@pytest.mark.parametrize("name", MY_ATTACKS)
-def test_model_mode_and_grad_flags_are_restored_when_the_attack_raises(name) -> None:
-    import advlab.attacks.apgd
-    import advlab.attacks.noise  # noqa: F401
-
-    model = _FailsAfter(calls=1)  # the base's clean pass succeeds, the attack's next pass raises
-    model.train()
-    model.body[1].weight.requires_grad_(False)
-    flags = [p.requires_grad for p in model.parameters()]
-    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    settings = {"steps": 2} if name.startswith(("pgd", "bim", "mifgsm", "apgd")) else {}
-    with pytest.raises(RuntimeError, match="simulated failure"):
-        create_attack(name, **settings)(model, x, torch.arange(4))
-    assert all(module.training for module in model.modules())
-    assert [p.requires_grad for p in model.parameters()] == flags
 
 
 @pytest.mark.parametrize(("factory", "settings"), [

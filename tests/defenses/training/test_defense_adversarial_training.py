@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
-
 import copy
+import importlib
 import time
 
 import pytest
@@ -225,8 +224,10 @@ def test_grad_align_steps_fgsm_and_penalizes_misaligned_gradients(test_batch, tr
     torch.testing.assert_close(adv, fgsm_module.FGSM(eps=eps).perturb(model, x, y))  # FGSM from the clean point
     assert model.training and all(p.requires_grad for p in model.parameters())
     # the alignment is the mean cosine of the two input gradients, recomputed here by hand with the same noise
+    grad, labels = objective.input_gradient(model, x, y)
+    torch.testing.assert_close(adv, objective.step(x, grad))  # the step and the alignment share one gradient
     torch.manual_seed(3)
-    cosine = objective.gradient_alignment(model, x)
+    cosine = objective.gradient_alignment(model, x, grad, labels)
     torch.manual_seed(3)
     noisy = (x + torch.empty_like(x).uniform_(-eps, eps)).clamp(0, 1)
     model.eval()
@@ -248,8 +249,26 @@ def test_grad_align_steps_fgsm_and_penalizes_misaligned_gradients(test_batch, tr
         GradAlignTraining(eps=0.1, align_weight=-1.0)
     with pytest.raises(InputError, match="step_size"):
         GradAlignTraining(eps=0.1, step_size=0.125)  # one step from x must stay in the ε-ball
-    with pytest.raises(InputError, match="perturb"):
-        GradAlignTraining(eps=0.1).gradient_alignment(model, x)
+    with pytest.raises(InputError, match="input gradient of this batch"):
+        GradAlignTraining(eps=0.1).gradient_alignment(model, x, grad[:1], labels)
+
+
+def test_grad_align_keeps_no_state_between_calls(test_batch, trained_cnn) -> None:
+    """One call computes the FGSM step and the alignment from the same gradient; nothing is left on the object,
+    so interleaved batches (or a perturb() of another batch in between) cannot mix gradients."""
+    model = TinyCNN()
+    model.load_state_dict(trained_cnn.state_dict())
+    model.train()
+    x, y = test_batch[0][:16], test_batch[1][:16]
+    objective = GradAlignTraining(eps=0.1, align_weight=1.0)
+    before = dict(vars(objective))
+    torch.manual_seed(5)
+    first = objective(model, x, y)
+    objective.perturb(model, test_batch[0][16:40], test_batch[1][16:40])  # another batch in between
+    torch.manual_seed(5)
+    again = objective(model, x, y)
+    assert vars(objective) == before
+    torch.testing.assert_close(first, again)
 
 
 def test_pgd_accuracy_hook_is_fixed_and_leaves_the_training_rng_alone(mnist, trained_cnn) -> None:

@@ -57,6 +57,6 @@ def test_trained_denoiser_reduces_the_distance_to_clean_on_held_out_adversarial_
     assert report["mse_purified"] < 0.5 * report["mse_adversarial"]
     assert report["accuracy_purified"] > report["accuracy_adversarial"] + 0.2
     assert report["fixed_share"] > 0.4 and report["accuracy_clean_purified"] > 0.85
-    protected = DenoiserDefense().apply(trained_cnn, denoiser)
+    protected = DenoiserDefense().purified(trained_cnn, denoiser)
     assert isinstance(protected, Purified)
     torch.testing.assert_close(protected(x[:8]), trained_cnn(denoiser(x[:8])))

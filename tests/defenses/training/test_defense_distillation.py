@@ -84,8 +84,8 @@ def test_recipe_runs_both_stages_with_fit_and_records_them_in_the_cards(mnist, t
     train_module = importlib.import_module("advlab.train")
     config = train_module.TrainConfig(epochs=3, batch_size=64, optimizer="adam", lr=1e-2)
     recipe = DefensiveDistillation.van_everdingen()
-    teacher_run, student_run = train_distillation(recipe, TinyCNN(), TinyCNN(), mnist[0].subset(1000), config=config, quiet=True,
-                                          device="cpu", out_dir=tmp_path, val_set=mnist[1])
+    teacher_run, student_run = train_distillation(recipe, TinyCNN(), TinyCNN(), mnist[0].subset(1000), config=config,
+                                                  quiet=True, device="cpu", out_dir=tmp_path, val_set=mnist[1])
     assert teacher_run.card["objective"] == {"name": "temperature_cross_entropy", "temperature": 1.0}
     assert student_run.card["objective"] == {"name": "soft_label_distillation", "temperature": 4.0}
     assert student_run.card["defense"] == recipe.describe()

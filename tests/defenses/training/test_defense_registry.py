@@ -57,7 +57,7 @@ def test_transforms_wrap_a_model_and_objectives_are_callable() -> None:
 def test_bad_names_and_settings_say_what_to_do() -> None:
     with pytest.raises(UnknownNameError, match="pgd_at"):
         create_defense("pgd-at")
-    with pytest.raises(InputError, match="pgd_at.*unexpected keyword"):
+    with pytest.raises(InputError, match=r"pgd_at.*unexpected keyword"):
         create_defense("pgd_at", epsilon=0.3)
     with pytest.raises(InputError, match="scale"):
         create_defense("random_sign_training")

@@ -4,7 +4,6 @@ adversarially") and a student distilled from an already trained network (§8's f
 from __future__ import annotations
 
 import importlib
-
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,8 +44,9 @@ def test_a_teacher_objective_trains_the_teacher_at_its_temperature(mnist) -> Non
     spy = SpyObjective(teacher)
     recipe = DefensiveDistillation(temperature=50.0)
     teacher_set = with_random_sign_set(mnist[0].subset(250), 0.1)  # the teacher may learn on another set
-    teacher_run, student_run = train_distillation(recipe, teacher, student, mnist[0].subset(300), config=config, quiet=True,
-                                          device="cpu", teacher_objective=spy, teacher_set=teacher_set)
+    teacher_run, student_run = train_distillation(recipe, teacher, student, mnist[0].subset(300), config=config,
+                                                  quiet=True, device="cpu", teacher_objective=spy,
+                                                  teacher_set=teacher_set)
     assert len(spy.seen) == 5  # the teacher's 500 images in batches of 100
     assert set(spy.seen) == {(TemperatureScaled, 50.0, True, True)}  # every step: the teacher's logits / 50
     assert teacher_run.card["objective"] == {"name": "spy"}
@@ -61,9 +61,9 @@ def test_per_epoch_adversarial_teacher_is_trained_and_the_variant_student_learns
     teacher, student = TinyCNN(), TinyCNN()
     before = [p.detach().clone() for p in teacher.parameters()]
     recipe = DefensiveDistillation.van_everdingen()
-    teacher_run, student_run = train_distillation(recipe, teacher, student, mnist[0].subset(1500), config=config, quiet=True,
-                                          device="cpu", val_set=mnist[1],
-                                          teacher_objective=PerEpochAdversarialTraining(eps=0.1))
+    teacher_run, student_run = train_distillation(recipe, teacher, student, mnist[0].subset(1500), config=config,
+                                                  quiet=True, device="cpu", val_set=mnist[1],
+                                                  teacher_objective=PerEpochAdversarialTraining(eps=0.1))
     assert teacher_run.card["objective"]["name"] == "per_epoch_adversarial"
     assert any(not torch.equal(b, p) for b, p in zip(before, teacher.parameters()))  # trained in place
     assert teacher_run.final["val_acc"] > 0.8

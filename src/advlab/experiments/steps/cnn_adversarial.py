@@ -35,6 +35,7 @@ from advlab.defenses.adversarial_training import PerEpochAdversarialTraining
 from advlab.defenses.distillation import DefensiveDistillation, TemperatureScaled, soft_labels
 from advlab.defenses.noise import InputNoise, RandomSignNoiseTraining, with_random_sign_set
 from advlab.evaluate import check_saturated_softmax, check_zero_gradients, evaluate_attack
+from advlab.evaluate.checks import CheckResult
 from advlab.evaluate.gradient_norms import GradientNorms, input_gradient_norms
 from advlab.experiments.runner import ExperimentContext, Measurement, register_experiment
 from advlab.experiments.steps.common import (
@@ -115,7 +116,8 @@ def keras_parameter_count(model: nn.Module) -> int:
     """
     weights = count_parameters(model, trainable_only=False)
     statistics = sum(m.running_mean.numel() + m.running_var.numel() for m in model.modules()
-                     if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None)
+                     if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                     and m.running_mean is not None and m.running_var is not None)
     return int(weights + statistics)
 
 
@@ -171,6 +173,8 @@ class _Run:
         # Training logits / T with a plain objective is training at temperature T, adversary included.
         scaled = self.train(f"{label} ({kind})", objective=objective, data=data,
                             model=TemperatureScaled(self.new_model(), temperature))
+        if not isinstance(scaled, TemperatureScaled):  # train() hands back the model it was given
+            raise TypeError(f"training returned a {type(scaled).__name__}, not the TemperatureScaled it was given")
         return scaled.model.eval()
 
     def clean_and_fgsm(self, key: str, table: str, name: str, model: nn.Module, suffix: str = "") -> None:
@@ -274,7 +278,7 @@ class _Run:
         zero = check_zero_gradients(student, self.x_check, self.y_check)
         self.add(f"{key}.saturated_share", "extension (gradient-masking checks)",
                  f"student (T = {t:g}) at T = 1: share of check images whose softmax rounds to exactly 1",
-                 float(saturated.values["saturated_fraction"]), "share")
+                 _measured(saturated, "saturated_fraction"), "share")
         self.add(f"{key}.checks_flag_masking", "extension (gradient-masking checks)",
                  f"student (T = {t:g}) at T = 1: advlab's sanity checks flag gradient masking (1 = yes)",
                  float(saturated.warned or zero.warned), "flag")
@@ -316,4 +320,12 @@ def transfer_accuracy(source: nn.Module, target: nn.Module, data: ImageDataset, 
 
 
 def _zero_gradient_share(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    return float(check_zero_gradients(model, x, y).values["zero_gradient_fraction"])
+    return _measured(check_zero_gradients(model, x, y), "zero_gradient_fraction")
+
+
+def _measured(check: CheckResult, key: str) -> float:
+    """The number ``check`` measured under ``key``; a check that measured none there is a bug, not a zero."""
+    value = check.values[key]
+    if value is None:
+        raise ValueError(f"the {check.name} check measured no {key!r} (status {check.status!r})")
+    return float(value)

@@ -39,7 +39,8 @@ from torch import nn
 from advlab.attacks import FGSM, PGD, ZOO, CarliniWagnerL2
 from advlab.data.dataset import ImageDataset
 from advlab.defenses.adversarial_training import PGDAdversarialTraining
-from advlab.defenses.pni import inject_pni, pni_alphas, pni_disabled
+from advlab.defenses.pni import ACTIVATION_STDS, ActivationStd, inject_pni, pni_alphas, pni_disabled
+from advlab.errors import InputError
 from advlab.evaluate import evaluate_attack, run_attack, transfer_matrix
 from advlab.evaluate.randomness import mean_std, seeded
 from advlab.experiments.runner import ExperimentContext, Measurement, register_experiment
@@ -210,8 +211,18 @@ def _build(run: _Run, net: str, location: str | None, *, scratch: bool) -> nn.Mo
         model = create_model(arch, **({"width": width} if width != 1.0 else {}))
     if location is not None:
         model = inject_pni(model, locations=location, alpha_init=float(s.get("alpha_init", 0.25)),
-                           activation_std=str(s.get("activation_std", "tensor")), input_shape=(3, 32, 32))
+                           activation_std=_activation_std(str(s.get("activation_std", "tensor"))),
+                           input_shape=(3, 32, 32))
     return model
+
+
+def _activation_std(value: str) -> ActivationStd:
+    """The preset's ``activation_std`` as inject_pni takes it; anything else is inject_pni's own InputError."""
+    if value == "sample":
+        return "sample"
+    if value == "tensor":
+        return "tensor"
+    raise InputError(f"PNI activation_std must be one of {', '.join(ACTIVATION_STDS)}, got {value!r}")
 
 
 def _train(run: _Run, net: str, scheme: str, location: str | None, train_set: ImageDataset, *,

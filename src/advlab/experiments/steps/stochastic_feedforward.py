@@ -171,7 +171,8 @@ def _measure_grid(ctx: ExperimentContext, network: _Network, test_set: ImageData
                     split.plain[variance] = _logits(plain, adv, ctx, MOMENT_BATCH)
         splits.append(split)
         ctx.log(f"{network.prefix}: σ_N² × k grid done on {len(y)} images")
-    return _Grid(variances, grid_ks, *splits)
+    test_split, held_out_split = splits
+    return _Grid(variances, grid_ks, test_split, held_out_split)
 
 
 def _fgsm_images(ctx: ExperimentContext, model: nn.Module, x: torch.Tensor, y: torch.Tensor, k: float) -> torch.Tensor:
@@ -383,6 +384,8 @@ def _figures(ctx: ExperimentContext, network: _Network, grid: _Grid) -> None:
                  label=f"ensemble, k = {k:g}")
         ax4.axhline(t.acc(t.standard[k]), color=line.get_color(), linestyle=":")
     single = grid.single
+    if single is None:
+        raise ValueError(f"{network.prefix}: the single σ_N² is chosen (by _rows) before the figures are drawn")
     ks = sorted(k for k in t.standard if (single, k) in t.stochastic)
     positions = range(len(ks))  # one evenly spaced tick per measured k (k = 0 and 0.5 would overlap otherwise)
     ax3.plot(positions, [t.acc(t.standard[k]) for k in ks], marker="o", label="standard")
