@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from advlab.cli import app
@@ -61,6 +62,20 @@ def test_train_writes_a_checkpoint_with_its_card(trained_checkpoint) -> None:
     assert card["metrics"][-1]["test_acc"] > 0.85
     assert card["train"]["schedule"] == "triangular" and card["train"]["pct_start"] == 0.4
     assert card["metrics"][-1]["lr"] == 0.0  # Wong et al.'s cyclic lr ends at 0
+    # The defaults: bf16 exactly where this CPU has it natively; NHWC only for 3-channel conv nets.
+    from advlab.precision import has_native_bf16
+
+    assert card["train"]["precision"] == "auto"
+    assert card["precision"] == ("bf16" if has_native_bf16(torch.device("cpu")) else "fp32")
+    assert card["train"]["channels_last"] is False
+
+
+def test_channels_last_is_the_default_for_advlab_3_channel_conv_nets_only() -> None:
+    from advlab.cli import _channels_last_pays
+
+    assert _channels_last_pays("resnet20") and _channels_last_pays("cifar_cnn") and _channels_last_pays("nin_bn")
+    assert not _channels_last_pays("mnist_cnn") and not _channels_last_pays("mlp")
+    assert not _channels_last_pays("mypackage.models:factory")  # a user's net may .view() conv outputs
 
 
 def test_attack_lowers_accuracy_and_saves_examples(trained_checkpoint, tmp_path) -> None:

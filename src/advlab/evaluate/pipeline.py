@@ -262,9 +262,8 @@ def evaluate_model(
         data = as_eval_data(dataset)
         randomized = detect_randomized(model, data, device, seed)
         n_trials = (trials or DEFAULT_TRIALS) if randomized else 1
-        common: dict[str, Any] = {"batch_size": batch_size, "device": device, "trials": trials, "eot": eot,
-                                  "randomized": randomized, "seed": seed, "model_card": card_of_model,
-                                  "progress": progress}
+        settings = EvalSettings(batch_size=batch_size, device=device, trials=trials, eot=eot, randomized=randomized,
+                                seed=seed, progress=progress)
         owner = {"model_weights": model_fingerprint(model),
                  "data": {"name": data.name, "n": len(data), "sha256": data.fingerprint()}}
         cache = StepCache(state_dir, {"model_card": card_of_model, **owner,
@@ -280,9 +279,8 @@ def evaluate_model(
         records = run_stages(
             model, data, [[Stage(plan.label, plan.build(eps), plan.target_classes) for plan in plans]
                           for eps in eps_list], eps_list, schedule=schedule,
-            settings=EvalSettings(batch_size=batch_size, device=device, trials=trials, eot=eot,
-                                  randomized=randomized, seed=seed, progress=progress),
-            state_path=state_dir / "attacks.json", model_card=card_of_model, kind=f"evaluate:{schedule.value}")
+            settings=settings, state_path=state_dir / "attacks.json", model_card=card_of_model,
+            kind=f"evaluate:{schedule.value}")
         curves = _curves(records, plans, eps_list, cumulative=schedule is Schedule.CASCADE)
         # Headline: the strongest curve over the whole ε range (lowest mean robust accuracy; ties -> later one).
         headline_index = min(range(len(curves)), key=lambda i: (
@@ -295,22 +293,8 @@ def evaluate_model(
             "schedule": schedule.value, "worst_case": _worst_case_rows(records, eps_list)}
 
         # 3. Sanity checks at the largest ε.
-        check_results: list[dict[str, Any]] = []
-        if checks:
-            check_set = dataset.subset(check_points, seed=seed)
-            check_x, check_y = check_set.float_images().to(device), check_set.labels.to(device)
-            overrides: dict[str, Attack | None] = {}
-            if randomized and eot:
-                from advlab.evaluate.checks import default_check_attacks
-
-                overrides = {name: (with_eot(attack) if attack is not None and name != "black_box" else attack)
-                             for name, attack in default_check_attacks(eps_max, norm_value).items()}
-            check_results = cache.run("checks", {"eps": eps_max, "norm": norm_value.value, "points": check_points,
-                                                 "attacks": {k: describe_attack(v) for k, v in overrides.items()
-                                                             if v is not None}},
-                                      lambda: [c.to_dict() for c in run_checks(
-                                          model, check_x, check_y, eps_max, norm=norm_value, attacks=overrides or None,
-                                          max_points=check_points, seed=seed, batch_size=batch_size)])
+        check_results = _sanity_checks(model, dataset.subset(check_points, seed=seed), cache, settings, eps_max,
+                                       norm_value) if checks else []
 
         # 4. Analyses on small subsets.
         summaries: dict[str, Any] = {}
@@ -318,18 +302,17 @@ def evaluate_model(
             if label != head_label:
                 summaries[f"curve: {label}"] = _curve_payload(label, description, points, clean, norm_value)
         for name, attack in extra_unbounded:
-            summaries[name] = evaluate_attack(model, data, honest(attack),
-                                              state_path=state_dir / f"single-{_slug(name)}.json",
-                                              **common).to_dict() | {"kind": "single_attack"}
+            summaries[name] = evaluate_attack(
+                model, data, honest(attack), state_path=state_dir / f"single-{_slug(name)}.json",
+                model_card=card_of_model, **{f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+            ).to_dict() | {"kind": "single_attack"}
         if wanted:
             subset = dataset.subset(analysis_points, seed=seed)
             context = AnalysisContext(
                 model=model, dataset=dataset, x=subset.float_images().to(device), y=subset.labels.to(device),
                 classes=list(dataset.classes), epsilons=eps_list, norm=norm_value,
                 headline=lambda eps: honest(head_plan.build(eps)), honest=honest, state_dir=state_dir,
-                settings=EvalSettings(batch_size=batch_size, device=device, trials=trials, eot=eot,
-                                      randomized=randomized, seed=seed, progress=progress),
-                grid_per_class=grid_per_class)
+                settings=settings, grid_per_class=grid_per_class)
             for name in analysis_names():
                 if name in wanted:
                     unit = ANALYSES.create(name)
@@ -351,6 +334,25 @@ def evaluate_model(
         card.cascade = to_jsonable(cascade_summary)
         save_card(out / "card.json", card)
         return card
+
+
+def _sanity_checks(model: nn.Module, points: ImageDataset, cache: StepCache, settings: EvalSettings, eps: float,
+                   norm: Norm) -> list[dict[str, Any]]:
+    """:func:`~advlab.evaluate.checks.run_checks` at ``eps`` on ``points`` (a cached step), with EOT attacks for a
+    randomized model."""
+    from advlab.evaluate.checks import default_check_attacks
+
+    device = torch.device(settings.device) if settings.device is not None else None
+    x, y = points.float_images().to(device), points.labels.to(device)
+    overrides: dict[str, Attack | None] = {}
+    if settings.randomized and settings.eot:
+        overrides = {name: (with_eot(attack) if attack is not None and name != "black_box" else attack)
+                     for name, attack in default_check_attacks(eps, norm).items()}
+    config = {"eps": eps, "norm": norm.value, "points": len(points),
+              "attacks": {name: describe_attack(attack) for name, attack in overrides.items() if attack is not None}}
+    return cache.run("checks", config, lambda: [check.to_dict() for check in run_checks(
+        model, x, y, eps, norm=norm, attacks=overrides or None, max_points=len(points), seed=settings.seed,
+        batch_size=settings.batch_size)])
 
 
 def _in_precision(build: Callable[[float], Attack], precision: str) -> Callable[[float], Attack]:

@@ -49,7 +49,7 @@ else:  # pragma: no cover - Python 3.10 reads TOML with the tomli backport (a de
 
 from advlab.errors import InputError, UnknownNameError
 
-SCALES = ("tiny", "quick", "full")
+SCALES = ("tiny", "quick", "medium", "full")
 
 # What a measurement's or a reported number's ``table`` may say: a paper item, or "extension" for advlab's own
 # rows beyond the paper (EOT, repeated trials, extra sanity checks).

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,6 +24,7 @@ from advlab.models.registry import create_model
 from advlab.objectives import CrossEntropy
 from advlab.seed import seed_everything
 from advlab.train import TrainConfig, evaluate, fit
+from advlab.training.state import has_training_state
 
 _TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
@@ -43,6 +46,15 @@ def train_config(settings: dict[str, Any], device: torch.device, **overrides: An
     return TrainConfig.from_dict(values)
 
 
+def network_folder(ctx: ExperimentContext, label: str) -> Path | None:
+    """Where the network ``label`` checkpoints every epoch when the scale sets ``checkpoints = true`` (the medium
+    and full scales: a killed reproduction reruns into the same --out and continues each network from its last
+    finished epoch, and reuses the finished ones), else None (in memory)."""
+    if not ctx.settings.get("checkpoints"):
+        return None
+    return ctx.out_dir / "networks" / (re.sub(r"[^A-Za-z0-9_.=-]+", "_", label).strip("_") or "network")
+
+
 def train_model(ctx: ExperimentContext, arch: str, train_set: ImageDataset, *, objective: Any = None,
                 label: str = "", model_kwargs: dict[str, Any] | None = None, model: nn.Module | None = None,
                 **overrides: Any) -> nn.Module:
@@ -58,11 +70,15 @@ def train_model(ctx: ExperimentContext, arch: str, train_set: ImageDataset, *, o
     config = train_config(ctx.settings, ctx.device, **overrides)
     ctx.log(f"training {label or arch}: {config.epochs} epochs, {config.optimizer} lr {config.lr}, "
             f"{len(train_set)} images, objective {(objective or CrossEntropy()).describe()['name']}")
+    folder = network_folder(ctx, label or arch)
+    resume = folder is not None and has_training_state(folder)
     result = fit(model, train_set, config=config, objective=objective or CrossEntropy(), quiet=ctx.quiet,
-                 device=ctx.device)
+                 device=ctx.device, out_dir=folder, resume=resume)
     ctx.extras.setdefault("training", {})[label or arch] = {
         "epochs": config.epochs, "images": len(train_set), "wall_time_s": result.wall_time_s,
-        "final_train_loss": result.final.get("train_loss"),
+        "final_train_loss": result.final.get("train_loss"), "precision": config.precision,
+        "channels_last": config.channels_last,
+        **({"resumed_after_epoch": result.resumed_from} if result.resumed_from else {}),
     }
     return result.model.eval()
 

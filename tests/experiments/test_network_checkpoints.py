@@ -1,0 +1,41 @@
+"""A reproduction whose scale sets ``checkpoints = true`` (medium, full) keeps every network it trains and, rerun into
+the same folder, continues from there: finished networks are reused, not trained again, and the numbers repeat."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from advlab.experiments.runner import run_preset
+
+SHIPPED = Path(__file__).parents[2] / "src" / "advlab" / "experiments" / "cnn_adversarial.toml"
+
+
+def tiny_with_checkpoints(tmp_path: Path) -> Path:
+    """The shipped cnn-adversarial preset with ``checkpoints = true`` in its tiny scale."""
+    text = SHIPPED.read_text(encoding="utf-8")
+    copy = tmp_path / "cnn_adversarial.toml"
+    copy.write_text(text.replace("[scales.tiny]\n", "[scales.tiny]\ncheckpoints = true\n"), encoding="utf-8")
+    return copy
+
+
+def test_a_rerun_reuses_every_finished_network(shared_data, tmp_path) -> None:
+    preset = tiny_with_checkpoints(tmp_path)
+    out = tmp_path / "out"
+    first = run_preset(str(preset), scale="tiny", data_dir=shared_data, out_dir=out, quiet=True, device="cpu")
+    networks = sorted(path.name for path in (out / "networks").iterdir())
+    assert len(networks) == len(first.extras["training"]) >= 8  # one folder per trained network
+    assert all((out / "networks" / name / "last.safetensors").exists() for name in networks)
+
+    again = run_preset(str(preset), scale="tiny", data_dir=shared_data, out_dir=out, quiet=True, device="cpu")
+    trained = again.extras["training"]
+    assert all(entry.get("resumed_after_epoch") == entry["epochs"] for entry in trained.values()), trained
+    assert [row.ours for row in again.rows] == [row.ours for row in first.rows]
+
+    # Without the setting nothing is written, as before.
+    plain = run_preset("cnn-adversarial", scale="tiny", data_dir=shared_data, out_dir=tmp_path / "plain",
+                       quiet=True, device="cpu")
+    assert not (tmp_path / "plain" / "networks").exists() and plain.rows
+    shutil.rmtree(out / "networks")
+    assert json.loads((out / "results.json").read_text())["scale"] == "tiny"
