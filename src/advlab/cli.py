@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -236,7 +236,8 @@ def attack_command(
                           "its robustness; add --attack-arg eot_samples=10, or use `advlab evaluate` (EOT + trials)")
     rows = run_attack_campaign(
         loaded.model, data, attack, epsilons=parse_eps_list(eps),
-        settings={"precision": precision, **parse_kwargs(attack_arg)},
+        settings={"precision": precision, **({"channels_last": True} if _nhwc_attacks(loaded.card) else {}),
+                  **parse_kwargs(attack_arg)},
         targeted=targeted, batch_size=batch_size, seed=seed, device=device, keep_adversarial=save_adv is not None,
     )
     if not is_main():
@@ -317,7 +318,7 @@ def evaluate_command(
             loaded.model, loaded.card, data, suite=suite, epsilons=epsilons, norm=norm, attacks=attack,
             analyses=parse_analyses(sorted(wanted - {"certified"})), checks=not no_checks, trials=trials,
             eot=not no_eot, batch_size=batch_size, seed=seed, out_dir=out, progress=progress, device=device,
-            precision=precision,
+            precision=precision, channels_last=_nhwc_attacks(loaded.card),
         )
     if certify:  # randomized smoothing sits above the evaluation layer: its curves join the card here
         from advlab.certify.analysis import DEFAULT_SIGMA, certified_analysis, training_sigma
@@ -391,13 +392,25 @@ def certify_command(
     console.print(f"abstained on {100 * result.abstain_rate:.1f} %; per-image radii: {out / 'certify.json'}")
 
 
-def _channels_last_pays(model: str) -> bool:
+def _channels_last_pays(model: str | None) -> bool:
     """True for advlab's registered 3-channel conv nets: NHWC trains ResNet-20 and the 004 CNN 1.24x faster in
     fp32 and more with bf16 (benchmarks/README.md); 1-channel MNIST nets gain nothing, and a user's factory may
     ``.view()`` conv outputs, which NHWC tensors refuse."""
     from advlab.models import MODELS
 
-    return model in MODELS.names() and MODELS.entry(model).info.get("input_shape", (1,))[0] == 3
+    return model is not None and model in MODELS.names() and MODELS.entry(model).info.get("input_shape", (1,))[0] == 3
+
+
+def _nhwc_attacks(card: dict[str, Any]) -> bool:
+    """Attack a loaded model with NHWC images: an advlab 3-channel conv net (:func:`_channels_last_pays`) whose
+    checkpoint adds no layers of a defense (PNI, a purifier, moment propagation: not measured in NHWC)."""
+    from advlab.defenses.registry import DEFENSES
+
+    model = card.get("model")
+    name = model.get("name") if isinstance(model, dict) else None
+    layered = any(DEFENSES.entry(str(defense.get("name"))).info["kind"] != "objective"
+                  for defense in card.get("defenses") or () if str(defense.get("name")) in DEFENSES.names())
+    return _channels_last_pays(name) and not layered
 
 
 @app.command("report")

@@ -146,3 +146,12 @@ def test_two_objectives_are_refused() -> None:
     with pytest.raises(InputError, match="both training objectives"):
         invoke("train", "--model", "mlp", "--dataset", "mnist-sample", "--n", "64", "--epochs", "1",
                "--defense", "pgd_at", "--defense", "fgsm_mixed", "--out", "unused")
+
+
+def test_attacks_run_nhwc_on_conv_nets_without_defense_layers() -> None:
+    from advlab.cli import _nhwc_attacks
+
+    assert _nhwc_attacks({"model": {"name": "resnet20"}})
+    assert _nhwc_attacks({"model": {"name": "cifar_cnn"}, "defenses": [{"name": "pgd_at", "eps": 0.03}]})
+    assert not _nhwc_attacks({"model": {"name": "resnet20"}, "defenses": [{"name": "pni"}]})
+    assert not _nhwc_attacks({"model": {"name": "mlp"}}) and not _nhwc_attacks({})

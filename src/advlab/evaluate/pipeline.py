@@ -200,6 +200,7 @@ def evaluate_model(
     check_points: int = 200,
     device: torch.device | str | None = None,
     precision: str = "fp32",
+    channels_last: bool = False,
 ) -> EvaluationCard:
     """Evaluate ``model`` on ``dataset``; write ``out_dir/card.json``; return the card.
 
@@ -223,6 +224,8 @@ def evaluate_model(
         device: where to run (default: the model's device).
         precision: ``"fp32"``, ``"bf16"`` or ``"auto"`` for the attacks' forward and backward passes (projection,
             clean and final passes stay fp32; :mod:`advlab.precision`); the card records what ran.
+        channels_last: feed the attacks' passes NHWC images (faster for 3-channel conv nets, above all in bf16;
+            a model that ``.view()``s conv outputs refuses them).
 
     Raises:
         InputError / UnknownNameError for bad settings (before any work is done).
@@ -249,8 +252,10 @@ def evaluate_model(
     extra_bounded, extra_unbounded = _extra_plans(list(dict.fromkeys(attacks or ())), norm_value)
     plans += extra_bounded
     resolved_precision = resolve_precision(precision, model_device(model, device))
-    if resolved_precision != "fp32":
-        plans = [dataclasses.replace(plan, build=_in_precision(plan.build, resolved_precision)) for plan in plans]
+    fast: dict[str, Any] = {"precision": resolved_precision} if resolved_precision != "fp32" else {}
+    fast |= {"channels_last": True} if channels_last else {}
+    if fast:
+        plans = [dataclasses.replace(plan, build=_with_settings(plan.build, fast)) for plan in plans]
     if not plans:
         raise InputError(f"the {suite!r} suite has no {norm_value.value} attack; pass --attack NAME or another norm")
 
@@ -326,7 +331,7 @@ def evaluate_model(
             model_card=card_of_model,
             data={"name": dataset.name, "n": len(dataset), "seed": seed, "classes": list(dataset.classes),
                   "suite": suite, "norm": norm_value.value, "epsilons": eps_list,
-                  "precision": resolved_precision},
+                  "precision": resolved_precision, "channels_last": channels_last},
             curve=curve, analyses=summaries, seed=seed, duration_s=time.perf_counter() - started)
         card.attacks = to_jsonable([head_description, *(stage["attack"] for stage in cascade_summary["stages"])])
         card.results = to_jsonable(head_points)
@@ -355,10 +360,9 @@ def _sanity_checks(model: nn.Module, points: ImageDataset, cache: StepCache, set
         batch_size=settings.batch_size)])
 
 
-def _in_precision(build: Callable[[float], Attack], precision: str) -> Callable[[float], Attack]:
-    """``build`` whose attacks run their forward and backward passes in ``precision``."""
+def _with_settings(build: Callable[[float], Attack], settings: dict[str, Any]) -> Callable[[float], Attack]:
+    """``build`` whose attacks get ``settings`` (precision, channels_last: how they run, not what they do)."""
     def built(eps: float) -> Attack:
-        settings: dict[str, Any] = {"precision": precision}
         return dataclasses.replace(build(eps), **settings)
 
     return built
