@@ -98,7 +98,7 @@ def test_minimal_preset_parses() -> None:
     ("name = ", "not valid TOML"),
     (MINIMAL.replace('name = "x"', ""), "'name'"),
     (MINIMAL.replace('description = "d"', ""), "description"),
-    (MINIMAL.replace("[scales.tiny]", "[scales.medium]"), "unknown scales"),
+    (MINIMAL.replace("[scales.tiny]", "[scales.huge]"), "unknown scales"),
     (MINIMAL + '[[reported]]\nkey = "k"\ntable = "T"\nlabel = "l"\nvalue = "0.9"\n', "value"),
     (MINIMAL + '[[reported]]\nkey = "k"\ntable = "T"\nlabel = "l"\nvalue = nan\n', "finite"),
     (MINIMAL + ('[[reported]]\nkey = "k"\ntable = "T"\nlabel = "l"\nvalue = 0.5\n' * 2), "twice"),
@@ -120,3 +120,13 @@ def test_reproduce_list_shows_each_preset_with_its_measured_quick_duration() -> 
         duration = preset.scale_settings("quick").get("duration")
         if duration:
             assert duration.split(" (")[0] in result.output
+
+
+def test_every_medium_scale_checkpoints_its_networks_and_trains_all_images() -> None:
+    """A medium run takes hours: each network must survive a kill (checkpoints), on the whole training set."""
+    mediums = [preset for preset in list_presets() if "medium" in preset.scales]
+    assert mediums, "no preset has a medium scale"
+    for preset in mediums:
+        settings = preset.scale_settings("medium")
+        assert settings.get("checkpoints") is True, preset.name
+        assert not settings.get("n_train"), preset.name  # 0 or absent: all training images

@@ -55,7 +55,7 @@ def test_a_scale_that_cannot_run_here_is_refused_before_any_work(tiny_preset_pat
 
 def test_unknown_scale_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="scale must be one of"):
-        run_preset("fooling-noise", scale="medium", out_dir=tmp_path, quiet=True)
+        run_preset("fooling-noise", scale="huge", out_dir=tmp_path, quiet=True)
 
 
 def test_missing_data_folder_is_a_clear_error(tmp_path: Path) -> None:
