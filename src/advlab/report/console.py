@@ -48,11 +48,13 @@ def print_summary(card: EvaluationCard, console: Any) -> None:
         table.add_row(name, percent(clean), *[percent(*by_eps[eps]) if eps in by_eps else "—" for eps in epsilons])
     if card.cascade:
         cascade = card.cascade
-        worst_eps = max(epsilons) if epsilons else None
-        table.add_row("worst case (cascade)", percent(cascade.get("clean_accuracy")),
-                      *["" for _ in epsilons[:-1]],
-                      *([percent(cascade.get("robust_accuracy"), cascade.get("robust_accuracy_std"))]
-                        if worst_eps is not None else []), style="bold")
+        # Cards of this version hold the worst case at every ε; older ones only at the largest.
+        worst = {row["eps"]: (row["robust_accuracy"], row.get("robust_accuracy_std") or 0.0)
+                 for row in cascade.get("worst_case") or []}
+        if not worst and epsilons:
+            worst = {max(epsilons): (cascade.get("robust_accuracy"), cascade.get("robust_accuracy_std"))}
+        table.add_row("worst case (every attack)", percent(cascade.get("clean_accuracy")),
+                      *[percent(*worst[eps]) if eps in worst else "" for eps in epsilons], style="bold")
     console.print(table)
     if card.trials.get("randomized"):
         console.print(f"randomized model: {card.trials.get('count')} trials (mean ± std), "
