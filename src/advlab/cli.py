@@ -142,6 +142,8 @@ def train_command(
     channels_last: Optional[bool] = typer.Option(
         None, "--channels-last/--no-channels-last", help="NHWC memory format for weights and batches (default: on "
         "for advlab's 3-channel conv nets, where it trains faster; off otherwise)."),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the training passes (compiling takes "
+                                  "minutes on a small CPU before the first batch; needs a C++ compiler)."),
     device: str = DeviceOption,
     quiet: bool = typer.Option(
         False, "--quiet", help="No output while training (else bars on a terminal, one line per epoch otherwise)."),
@@ -177,7 +179,7 @@ def train_command(
                     nesterov=nesterov, weight_decay=weight_decay, schedule=schedule, pct_start=pct_start,
                     milestones=tuple(milestones),
                     augmentation=augment, val_fraction=val_fraction, seed=seed, amp=amp, precision=precision,
-                    channels_last=channels_last),
+                    channels_last=channels_last, compile=compile_),
         out_dir=out, resume=resume, device=device, quiet=quiet, robust_check=robust_check,
     )
     from advlab.distributed import is_main

@@ -47,8 +47,10 @@ class TrainConfig:
             CUDA: :mod:`advlab.precision`); the card records what ran. amp: the older switch, bf16 on CUDA only
             (the same as ``precision="bf16"`` there). channels_last: keep the model's
             weights and every training batch in NHWC memory format (values unchanged; often faster for
-            convolutions with several input channels, nothing for 1-channel MNIST). device: ``"cpu"``, ``"cuda"``,
-            ``"cuda:1"``; None picks CUDA when available. best_metric: epoch metric that selects
+            convolutions with several input channels, nothing for 1-channel MNIST). compile: run the training
+            passes through ``torch.compile`` (the first batches pay the compilation, minutes on a small CPU;
+            needs a C++ compiler on the CPU; checkpoints and evaluation use the plain model). device: ``"cpu"``,
+            ``"cuda"``, ``"cuda:1"``; None picks CUDA when available. best_metric: epoch metric that selects
             ``best.safetensors`` (``"val_acc"``, or a key returned by ``fit``'s ``eval_hook`` such as
             ``"pgd_acc"``); names ending in ``loss`` are minimized, others maximized.
     """
@@ -76,6 +78,7 @@ class TrainConfig:
     amp: bool = False
     precision: str = "fp32"
     channels_last: bool = False
+    compile: bool = False
     device: str | None = None
     best_metric: str = "val_acc"
 
@@ -122,6 +125,7 @@ class TrainConfig:
                f"best_metric must name an epoch metric such as 'val_acc', got {self.best_metric!r}")
         from advlab.precision import PRECISIONS
 
+        _check(isinstance(self.compile, bool), f"compile must be true or false, got {self.compile!r}")
         _check(self.precision in PRECISIONS,
                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         from advlab.augment import AUGMENTATIONS

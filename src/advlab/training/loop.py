@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -63,7 +63,7 @@ from advlab.training.state import (
 
 EvalHook = Callable[[nn.Module, int], Mapping[str, float]]
 # Settings that may change between an interrupted run and its resumption without changing what is computed.
-RESUMABLE_CHANGES = frozenset({"epochs", "device", "channels_last", "precision"})
+RESUMABLE_CHANGES = frozenset({"epochs", "device", "channels_last", "precision", "compile"})
 BUILTIN_METRICS = frozenset({"epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "time_s"})
 
 
@@ -226,6 +226,17 @@ def _improved(value: float, best: dict[str, Any] | None, mode: str) -> bool:
     if best is None:
         return True
     return value < best["value"] if mode == "min" else value > best["value"]
+
+
+def compiled(model: nn.Module, device: torch.device) -> nn.Module:
+    """``torch.compile(model)`` (sharing its parameters), or an InputError where the CPU backend has no C++
+    compiler to build its kernels (a bare machine with only Python)."""
+    import shutil
+
+    if device.type == "cpu" and not any(shutil.which(name) for name in ("c++", "g++", "clang++")):
+        raise InputError("compile=True (--compile) needs a C++ compiler (g++ or clang++) on the PATH to build "
+                         "torch.compile's CPU kernels; install one or train without --compile")
+    return cast(nn.Module, torch.compile(model))
 
 
 def _check_resumable(saved: Mapping[str, Any], config: TrainConfig, out_dir: Path) -> None:
@@ -440,6 +451,8 @@ def fit(
     # Wrapped after loading the state (DDP broadcasts rank 0's weights when built); only the objective sees the
     # wrapper: checkpoints, validation and eval_hook use the plain model.
     train_model = wrap_ddp(model)
+    if config.compile:
+        train_model = compiled(train_model, run_device)
     if distributed:
         extra["world_size"] = get_world_size()
 
