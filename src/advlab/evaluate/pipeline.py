@@ -62,7 +62,7 @@ from advlab.evaluate.inputs import (
 )
 from advlab.evaluate.payloads import curve_payload
 from advlab.evaluate.progress import ProgressLike
-from advlab.evaluate.randomness import DEFAULT_TRIALS, detect_randomized, mean_std, with_eot
+from advlab.evaluate.randomness import DEFAULT_EOT_SAMPLES, DEFAULT_TRIALS, detect_randomized, mean_std, with_eot
 from advlab.evaluate.robustness import EpsilonResult, RobustnessCurve, evaluate_attack
 from advlab.evaluate.state import EvaluationState
 from advlab.evaluate.suites import SUITE_SCHEDULES, SUITES, build_attack
@@ -191,6 +191,7 @@ def evaluate_model(
     checks: bool = True,
     trials: int | None = None,
     eot: bool = True,
+    eot_samples: int = DEFAULT_EOT_SAMPLES,
     batch_size: int = 256,
     seed: int = 0,
     out_dir: str | Path,
@@ -217,7 +218,8 @@ def evaluate_model(
             ``gradients``, ``examples``, ``noise``, ``steps``); they run on ``analysis_points`` points (the grid on
             ``grid_per_class`` points per class).
         checks: run the sanity checks at the largest ε on ``check_points`` points.
-        trials / eot: for a randomized model, repetitions (default 5, mean ± std) and EOT gradients (default on).
+        trials / eot / eot_samples: for a randomized model, repetitions (default 5, mean ± std) and EOT gradients
+            (default on, 10 gradient samples per step).
         batch_size, seed: every batch is seeded from ``seed`` and its coordinates (reruns repeat exactly).
         out_dir: ``card.json`` and the resumable ``state/`` folder go here.
         progress: None, a callback ``(done, total, description)`` or a rich Progress (one task per step).
@@ -267,8 +269,8 @@ def evaluate_model(
         data = as_eval_data(dataset)
         randomized = detect_randomized(model, data, device, seed)
         n_trials = (trials or DEFAULT_TRIALS) if randomized else 1
-        settings = EvalSettings(batch_size=batch_size, device=device, trials=trials, eot=eot, randomized=randomized,
-                                seed=seed, progress=progress)
+        settings = EvalSettings(batch_size=batch_size, device=device, trials=trials, eot=eot,
+                                eot_samples=eot_samples, randomized=randomized, seed=seed, progress=progress)
         owner = {"model_weights": model_fingerprint(model),
                  "data": {"name": data.name, "n": len(data), "sha256": data.fingerprint()}}
         cache = StepCache(state_dir, {"model_card": card_of_model, **owner,
@@ -277,7 +279,7 @@ def evaluate_model(
 
         def honest(attack: Attack) -> Attack:
             """The attack with EOT gradients when the model is randomized (and EOT is on)."""
-            return with_eot(attack) if randomized and eot else attack
+            return with_eot(attack, eot_samples) if randomized and eot else attack
 
         # 1-2. Every attack at every ε in one run of the engine: curves, and the worst case as the AND of all flags.
         schedule = SUITE_SCHEDULES.get(suite, Schedule.EACH)

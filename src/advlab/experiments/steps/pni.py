@@ -19,6 +19,10 @@ Steps:
     * Table 6 and the text: the same measurements under the keys of Table 6's cells and of the text's numbers
       (PNI-W minus vanilla on ResNet-20, ZOO on vanilla ResNet-18, C&W success, 0 % accuracy at the largest ε).
     * Fig. 3: PGD accuracy of vanilla and PNI-W against ε and against N_step (``fig3_pgd_sweeps.png``).
+    * Extension: the worst case of advlab's cascade (``worst_case_suite``, default the standard one: APGD-CE,
+      APGD-T, Square) on vanilla and PNI-W ResNet-20, with EOT and repeated trials for PNI-W.
+
+A scale runs the parts named in ``sections`` (Tables 1-2's ResNet-20 rows always).
 
 Networks are trained from scratch (``init = "scratch"``), or -- at reduced scales -- the ResNet-20 rows fine-tune
 the pretrained, undefended ResNet-20 (``init = "pretrained"``), which is then also Table 3's undefended ResNet-20.
@@ -53,6 +57,10 @@ TABLE3_NETS: dict[str, tuple[str, float]] = {
     "resnet32": ("resnet32", 1.0), "resnet44": ("resnet44", 1.0), "resnet56": ("resnet56", 1.0),
     "resnet20w1.5": ("resnet20", 1.5), "resnet20w2": ("resnet20", 2.0), "resnet20w4": ("resnet20", 4.0),
 }
+# The parts a scale may run (``sections``; all by default): Table 1's training schemes, Table 3's networks, the
+# ResNet-18s with Table 5, Table 4 (C&W), Fig. 3, and advlab's worst case (an extension). Tables 1-2's ResNet-20
+# rows always run.
+SECTIONS = ("table1", "table3", "resnet18", "table4", "fig3", "worst_case")
 # Fig. 2 plots the α of the first five layers of ResNet-20 (the bold rows of Table 1).
 FRONT_LAYERS = 5
 ALPHA_TRACE_POINTS = 400  # at most this many α snapshots per training run are kept in the results
@@ -65,19 +73,29 @@ def pni_experiment(ctx: ExperimentContext) -> list[Measurement]:
     scratch_train = _subset(train_set, s.get("n_train_scratch"), int(s.get("seed", 0)))
     scratch_test = _subset(test_set, s.get("n_test_scratch"), int(s.get("seed", 0)))
     run = _Run(ctx, _Protocol.from_settings(s))
+    sections = set(s.get("sections", SECTIONS))
+    if sections - set(SECTIONS):
+        raise InputError(f"unknown pni sections {sorted(sections - set(SECTIONS))}; choose from {', '.join(SECTIONS)}")
     out: list[Measurement] = []
     with run.timed("tables 1-2 (resnet20)"):
-        out += _resnet20_tables(run, train_set, test_set)
-    with run.timed("table 3 (depth/width)"):
-        out += _table3(run, scratch_train, scratch_test)
-    with run.timed("resnet18 training"):
-        out += _train_resnet18(run, scratch_train)
-    with run.timed("table 4 (C&W)"):
-        out += _table4(run, scratch_test)
-    with run.timed("table 5 (transfer, ZOO)"):
-        out += _table5(run, scratch_test)
-    with run.timed("fig. 3 (sweeps)"):
-        out += _fig3(run, test_set if s.get("fig3_model", "resnet18") == "resnet20" else scratch_test)
+        out += _resnet20_tables(run, train_set, test_set, table1="table1" in sections)
+    if "worst_case" in sections:
+        with run.timed("worst case (advlab's cascade)"):
+            out += _worst_case(run, test_set)
+    if "table3" in sections:
+        with run.timed("table 3 (depth/width)"):
+            out += _table3(run, scratch_train, scratch_test)
+    if "resnet18" in sections:
+        with run.timed("resnet18 training"):
+            out += _train_resnet18(run, scratch_train)
+        with run.timed("table 5 (transfer, ZOO)"):
+            out += _table5(run, scratch_test)
+    if "table4" in sections:
+        with run.timed("table 4 (C&W)"):
+            out += _table4(run, scratch_test)
+    if "fig3" in sections:
+        with run.timed("fig. 3 (sweeps)"):
+            out += _fig3(run, test_set if s.get("fig3_model", "resnet18") == "resnet20" else scratch_test)
     out += _table6_and_text(run)
     # The results table shows the paper's label for a reported key; ours (images, trials, fallbacks) is kept here.
     ctx.extras["measurement_labels"] = {m.key: m.label for m in out}
@@ -277,11 +295,13 @@ def _eot_rows(run: _Run, key: str, name: str, model: nn.Module, data: ImageDatas
     p = run.protocol
     table = "extension: EOT evaluation of a randomized model (Athalye et al. 2018)"
     rows = []
+    data = _subset(data, run.settings.get("eot_images"), p.seed)
     for suffix, attack, label in (("pgd_acc_eot", p.eot_pgd(), f"PGD-{p.steps}, random start"),
                                   ("fgsm_acc_eot", p.fgsm(), "FGSM")):
         point = run.evaluate(model, data, attack, eot=True, trials=p.eot_trials)
         rows.append(Measurement(f"{key}.{suffix}", table,
-                                f"{name}: {label}, EOT-{p.eot_samples} gradients ({len(point.trials)} trials)",
+                                f"{name}: {label}, EOT-{p.eot_samples} gradients ({len(point.trials)} trials, "
+                                f"{len(data)} images)",
                                 point.robust_accuracy, std=point.robust_accuracy_std if len(point.trials) > 1
                                 else None))
     return rows
@@ -299,7 +319,8 @@ def _model_rows(run: _Run, key: str, table: str, name: str, model: nn.Module, da
     return run.keep(rows)
 
 
-def _resnet20_tables(run: _Run, train_set: ImageDataset, test_set: ImageDataset) -> list[Measurement]:
+def _resnet20_tables(run: _Run, train_set: ImageDataset, test_set: ImageDataset, *, table1: bool = True
+                     ) -> list[Measurement]:
     s = run.settings
     scratch = s.get("init") != "pretrained"
     eot_locations = set(s.get("eot_locations", s["locations"]))
@@ -320,7 +341,7 @@ def _resnet20_tables(run: _Run, train_set: ImageDataset, test_set: ImageDataset)
     schemes = (("pni_W_vanilla_train", "alpha_vanilla", "(i) PNI-W, vanilla (clean) training", False, True),
                ("pni_W_no_pni_gen", "alpha_no_pni_gen", "(ii) PNI-W + adv. training, PNI off in x̂ generation",
                 True, False))
-    for scheme, prefix, name, adversarial, in_generation in schemes:
+    for scheme, prefix, name, adversarial, in_generation in schemes if table1 else ():
         model = _train(run, "resnet20", scheme, "W", train_set, adversarial=adversarial,
                        pni_in_generation=in_generation)
         out += _model_rows(run, f"resnet20.{scheme}", "Table 1", f"ResNet-20, {name}", model, test_set, noisy=True)
@@ -468,6 +489,42 @@ def _table5(run: _Run, test_set: ImageDataset) -> list[Measurement]:
                                f"ResNet-18 {name}: ZOO untargeted success rate on the {correct:g} clean-correct of "
                                f"{len(zoo_data)} images ({zoo.steps} iterations)", point.success_rate,
                                "success_rate"))
+    return run.keep(out)
+
+
+# --- advlab's worst case ----------------------------------------------------------------------------------------------
+
+def _worst_case(run: _Run, test_set: ImageDataset) -> list[Measurement]:
+    """The question the preset exists for: do vanilla and PNI-W ResNet-20 hold up under advlab's standard cascade
+    (APGD-CE, APGD-T on 9 targets, Square 5,000 queries, each on the points still robust) at the paper's ε, with EOT
+    gradients and repeated trials for the randomized PNI model? Each evaluation keeps its state under
+    ``--out/worst_case/<model>`` (a killed run continues) and its card beside it."""
+    from advlab.evaluate.pipeline import evaluate_model
+
+    s, p = run.settings, run.protocol
+    data = _subset(test_set, s.get("worst_case_images"), p.seed)
+    suite = str(s.get("worst_case_suite", "standard"))
+    table = f"extension: worst case of advlab's {suite} suite"
+    out = []
+    for scheme, name in (("vanilla", "vanilla adv. training"), ("pni_W", "PNI-W + adv. training")):
+        key = f"resnet20.{scheme}"
+        if key not in run.models:
+            continue
+        card = evaluate_model(run.models[key], {"label": f"ResNet-20, {name}"}, data, suite=suite,
+                              epsilons=[p.eps], checks=False, trials=int(s.get("worst_case_trials", p.eot_trials)),
+                              eot_samples=p.eot_samples,
+                              batch_size=int(s.get("worst_case_batch_size", 200)), seed=p.seed,
+                              out_dir=run.ctx.out_dir / "worst_case" / scheme,
+                              precision=str(s.get("worst_case_precision", "fp32")), device=run.ctx.device)
+        assert card.cascade is not None
+        trials = int(card.trials.get("count", 1))
+        stages = ", ".join(stage["label"] for stage in card.cascade["stages"])
+        eot = f", EOT-{card.trials.get('eot_samples')} gradients" if card.trials.get("randomized") else ""
+        protocol = f"{len(data)} images, {trials} trial{'s' if trials > 1 else ''}{eot}, {card.data['precision']}"
+        out.append(Measurement(f"{key}.worst_case_acc", table,
+                               f"ResNet-20, {name}: robust after {stages} at ε = {p.eps * 255:g}/255 ({protocol})",
+                               float(card.cascade["robust_accuracy"]),
+                               std=float(card.cascade["robust_accuracy_std"]) if trials > 1 else None))
     return run.keep(out)
 
 
