@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 import torch
-from evaluate_helpers import IterativeSign, OneStepSign
+from evaluate_helpers import DoNothing, IterativeSign, NoisyInput, OneStepSign
 
 from advlab.attacks.base import Attack
 from advlab.errors import InputError
@@ -81,3 +81,60 @@ def test_rows_must_carry_the_same_stages(trained, test_xy) -> None:
     with pytest.raises(InputError):
         EvalSettings(trials=0)
 
+
+
+def test_targeted_stages_aim_at_wrong_classes_only(trained, test_xy) -> None:
+    x, y = test_xy[0][:32], test_xy[1][:32]
+    calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    class Spy(OneStepSign):
+        def run(self, model, x, y, target):
+            calls.append((y.clone(), target.clone()))
+            return x.clone()  # fools nothing: every target rank is tried
+
+    run_stages(trained, (x, y), [[Stage("T", Spy(eps=0.1), target_classes=10)]], [0.1])
+    assert len(calls) == 9  # 10 classes: 9 wrong ones, never the label itself
+    assert all(bool((target != labels).all()) for labels, target in calls)
+
+
+def test_a_cascade_counts_what_any_stage_fooled_at_a_smaller_eps_from_the_first_stage_on(trained, test_xy) -> None:
+    data = (test_xy[0][:128], test_xy[1][:128])
+    rows = [[Stage("nothing", DoNothing(eps=eps)), Stage("pgd", IterativeSign(eps=eps, steps=5))]
+            for eps in (0.05, 0.2)]
+    records = run_stages(trained, data, rows, [0.05, 0.2], schedule=Schedule.CASCADE)
+    cumulative = records.cumulative()[0]  # (E, S, N)
+    fooled_small = records.correct[0] & ~cumulative[0, 1]  # PGD's successes at 0.05
+    assert fooled_small.any()
+    # After the do-nothing stage at 0.2, those points are already fooled (not robust again because it failed).
+    assert not (cumulative[1, 0] & fooled_small).any()
+    assert bool((records.first_fooled_by(1)[fooled_small] == 0).all())
+
+
+def test_a_resumed_randomized_evaluation_repeats_an_uninterrupted_one(trained, test_xy, tmp_path) -> None:
+    noisy = NoisyInput(trained, 0.3)
+    data = (test_xy[0][:96], test_xy[1][:96])
+    rows = [[Stage("pgd", IterativeSign(eps=0.1, steps=2, random_start=True))]]
+    settings = EvalSettings(batch_size=32, trials=2, eot_samples=2)
+    reference = run_stages(noisy, data, rows, [0.1], settings=settings)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(done: int, total: int, text: str) -> None:
+        if done == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_stages(noisy, data, rows, [0.1], settings=dataclasses.replace(settings, progress=stop_after_two),
+                   state_path=tmp_path / "state.json")
+    torch.randn(1000)  # the caller's RNG moves on between the runs; the evaluation must not care
+    resumed = run_stages(noisy, data, rows, [0.1], settings=settings, state_path=tmp_path / "state.json")
+    assert resumed.resumed_batches == 2
+    assert torch.equal(resumed.correct, reference.correct) and torch.equal(resumed.robust, reference.robust)
+
+
+def test_each_eps_once() -> None:
+    from advlab.evaluate.pipeline import _check_epsilons
+
+    with pytest.raises(InputError, match="each epsilon once"):
+        _check_epsilons([8 / 255, 8 / 255])

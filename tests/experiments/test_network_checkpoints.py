@@ -7,6 +7,9 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
+from advlab.errors import InputError
 from advlab.experiments.runner import run_preset
 
 SHIPPED = Path(__file__).parents[2] / "src" / "advlab" / "experiments" / "cnn_adversarial.toml"
@@ -32,6 +35,12 @@ def test_a_rerun_reuses_every_finished_network(shared_data, tmp_path) -> None:
     trained = again.extras["training"]
     assert all(entry.get("resumed_after_epoch") == entry["epochs"] for entry in trained.values()), trained
     assert [row.ours for row in again.rows] == [row.ours for row in first.rows]
+
+    # A changed preset (other training images) does not silently reuse the old networks.
+    changed = preset.read_text(encoding="utf-8").replace("[scales.tiny]\n", "[scales.tiny]\nseed = 1\n")
+    preset.write_text(changed, encoding="utf-8")
+    with pytest.raises(InputError, match="other data or from other initial weights"):
+        run_preset(str(preset), scale="tiny", data_dir=shared_data, out_dir=out, quiet=True, device="cpu")
 
     # Without the setting nothing is written, as before.
     plain = run_preset("cnn-adversarial", scale="tiny", data_dir=shared_data, out_dir=tmp_path / "plain",

@@ -130,3 +130,15 @@ def test_every_medium_scale_checkpoints_its_networks_and_trains_all_images() -> 
         settings = preset.scale_settings("medium")
         assert settings.get("checkpoints") is True, preset.name
         assert not settings.get("n_train"), preset.name  # 0 or absent: all training images
+
+
+def test_pni_sections_are_checked_before_any_training() -> None:
+    from advlab.experiments.steps.pni import _sections
+
+    assert _sections({"sections": ["fig3", "worst_case"], "fig3_model": "resnet20"}) == {"fig3", "worst_case"}
+    with pytest.raises(InputError, match="unknown pni sections"):
+        _sections({"sections": ["table9"]})
+    with pytest.raises(InputError, match="a list"):
+        _sections({"sections": "fig3"})
+    with pytest.raises(InputError, match="resnet18 section"):
+        _sections({"sections": ["fig3"]})  # Fig. 3 on ResNet-18 without training them

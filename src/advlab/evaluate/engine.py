@@ -16,13 +16,16 @@ only what the earlier ones left.
 **Radii in ascending order** (``chain=True``): an adversarial example found inside the ball of radius ε₁ lies
 inside every larger ball, so a point fooled at ε₁ is fooled at ε₂ > ε₁ without attacking it again; its record at
 ε₂ keeps the perturbation norms of the example found at ε₁. Each stage's curve is therefore monotone, and the worst
-case at every ε is the AND of every run's per-sample robust flags at that ε and below. ``chain=False`` treats the
+case at every ε is the AND of every run's per-sample robust flags at that ε and below. Under CASCADE a point any
+stage fooled at a smaller ε counts as fooled from the first stage on, so "robust after stages 0..s" at ε means: no
+stage ≤ s fooled it at ε, and no stage at all at a smaller ε. ``chain=False`` treats the
 settings as unrelated (a sweep over attack steps).
 
 **Randomness.** Every attack call runs under :func:`~advlab.evaluate.randomness.seeded` from
-``(seed, trial, radius, stage, target rank, batch)`` alone, so a resumed run repeats an uninterrupted one. A
-randomized model gets EOT gradients and ``trials`` repetitions; its clean prediction is drawn once per trial and
-batch, and a point judged fooled by one draw stays fooled (as in AutoAttack's cascade).
+``(seed, trial, radius, stage, target rank, batch)`` alone, and the clean pass from ``(seed, trial, batch)``, so a
+resumed run repeats an uninterrupted one. A randomized model gets EOT gradients and ``trials`` repetitions; its
+clean prediction is drawn once per trial and batch, and a point judged fooled by one draw stays fooled (as in
+AutoAttack's cascade).
 """
 
 from __future__ import annotations
@@ -120,6 +123,8 @@ class Records:
         stages: the stages as run (EOT applied), per row e: ``stages[e][s]``.
         correct: bool (T, N), clean-correct per trial.
         robust: bool (T, E, S, N): not fooled by stage s at radius e (or, with ``chain``, at any smaller one).
+            Under CASCADE a stage never sees the points an earlier one fooled, so only :meth:`cumulative` (robust
+            to stages 0..s) is a measurement there; stage 0 also carries what any stage fooled at a smaller ε.
         norms: float32 (T, E, S, 4, N): L0, L1, L2, L∞ of the example that fooled the point (0 where robust).
         queries: int64 (T, E, S): the stage's queries at that radius (points fooled at a smaller one cost none).
         adv: (N, C, H, W) of the first trial when kept: the first adversarial example found for each point
@@ -293,7 +298,8 @@ def _attack_batch(
 ) -> tuple[dict[str, Any], torch.Tensor | None]:
     """One batch through every radius and stage: its JSON record and, when ``keep``, its adversarial images."""
     seed, trial, batch_index = coordinates
-    with frozen_eval(model), torch.no_grad():
+    # Seeded like the attacks: a randomized model's clean draw must not depend on the batches run before it.
+    with frozen_eval(model), torch.no_grad(), seeded(seed, trial, "clean", batch_index, device=x.device):
         clean_logits = require_finite_logits(model(x))
     correct = clean_logits.argmax(dim=-1) == y
     # Wrong classes ranked by clean logit, most likely first: the targets of APGD-T-style stages.
@@ -306,14 +312,22 @@ def _attack_batch(
     queries_out = torch.zeros(n_radii, n_stages, dtype=torch.int64)
     adv = x.clone() if keep else None
     found = torch.zeros(size, dtype=torch.bool, device=x.device)  # an adversarial example is already kept
-    for e in order:
+    for position, e in enumerate(order):
         if not chained:
             fooled.zero_()
             norms.zero_()
+        elif schedule is Schedule.CASCADE and position:
+            # A point any stage fooled at a smaller ε counts as fooled from the first stage on, so "robust after
+            # stages 0..s" means the same at every ε (the later stages' earlier successes are not lost).
+            carried = fooled.any(dim=0) & ~fooled[0]
+            if carried.any():
+                first = fooled[:, carried].int().argmax(dim=0)
+                norms[0][:, carried] = norms[first, :, carried.nonzero().squeeze(1)].T
+                fooled[0] |= carried
         for s, stage in enumerate(stages[e]):
             todo_mask = correct & ~(fooled[s] if schedule is Schedule.EACH else fooled.any(dim=0))
             for k in range(max(1, stage.target_classes)):
-                if stage.target_classes and k >= ranked.shape[1]:
+                if stage.target_classes and k >= ranked.shape[1] - 1:  # the last "wrong" class is the label
                     break
                 todo = todo_mask.nonzero().squeeze(1)
                 if todo.numel() == 0:

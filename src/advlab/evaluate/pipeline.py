@@ -115,6 +115,8 @@ def _check_epsilons(epsilons: Sequence[float]) -> list[float]:
     for eps in epsilons:
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or math.isnan(eps) or eps < 0:
             raise InputError(f"every epsilon must be a number >= 0 in [0, 1] pixel units, got {eps!r}")
+    if len({float(eps) for eps in epsilons}) < len(epsilons):
+        raise InputError(f"each epsilon once, please: {list(epsilons)} repeats one")
     return [float(eps) for eps in epsilons]
 
 
@@ -353,7 +355,8 @@ def _sanity_checks(model: nn.Module, points: ImageDataset, cache: StepCache, set
     x, y = points.float_images().to(device), points.labels.to(device)
     overrides: dict[str, Attack | None] = {}
     if settings.randomized and settings.eot:
-        overrides = {name: (with_eot(attack) if attack is not None and name != "black_box" else attack)
+        overrides = {name: (with_eot(attack, settings.eot_samples) if attack is not None and name != "black_box"
+                            else attack)
                      for name, attack in default_check_attacks(eps, norm).items()}
     config = {"eps": eps, "norm": norm.value, "points": len(points),
               "attacks": {name: describe_attack(attack) for name, attack in overrides.items() if attack is not None}}
@@ -383,7 +386,8 @@ def _worst_case_rows(records: Records, eps_list: list[float]) -> list[dict[str, 
 def _curves(records: Records, plans: Sequence[AttackPlan], eps_list: list[float], *, cumulative: bool
             ) -> list[tuple[str, list[dict[str, Any]], dict[str, Any]]]:
     """``(label, rows per ε, description)`` per curve: each attack's own (EACH schedule), or, for a cascade, the
-    worst case after the first 1, 2, ... attacks (a cascade's later attacks never saw every point)."""
+    worst case after the first 1, 2, ... attacks at each ε, with every point fooled at a smaller ε counted as
+    fooled (a cascade's later attacks never saw every point, so they have no curve of their own)."""
     e_max = eps_list.index(max(eps_list))
     curves = []
     for s, plan in enumerate(plans):

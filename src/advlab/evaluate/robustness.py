@@ -185,7 +185,8 @@ def robust_accuracy_curve(
         eot / eot_samples: for a randomized model, raise the attack's ``eot_samples`` to this (default 10).
         randomized: skip detection and force the answer (None: detect with two forward passes, or a
             ``stochastic = True`` declaration on a submodule).
-        seed: every batch is seeded from (seed, trial, ε index, batch index); the caller's RNG is untouched.
+        seed: every attack call is seeded from (seed, trial, ε index, stage, batch) and the clean pass from (seed,
+            trial, batch) (:mod:`advlab.evaluate.engine`); the caller's RNG is untouched.
         state_path: JSON state file for resuming an interrupted evaluation (None: no file).
         model_card: the model's card, written into the state key (the weights hash is always included).
         progress: None, a callback ``(done, total, description)`` or a rich Progress.
@@ -198,6 +199,8 @@ def robust_accuracy_curve(
     for eps in epsilons:
         if not isinstance(eps, (int, float)) or math.isnan(eps) or eps < 0:
             raise InputError(f"every epsilon must be a number >= 0, got {eps!r}")
+    if len({float(eps) for eps in epsilons}) < len(epsilons):
+        raise InputError(f"each epsilon once, please: {list(epsilons)} repeats one")
     settings = EvalSettings(batch_size=batch_size, device=device, trials=trials, eot=eot, eot_samples=eot_samples,
                             randomized=randomized, seed=seed, progress=progress)
     return _evaluate(model, data, [attack.at(float(eps)) for eps in epsilons], settings=settings, chain=True,

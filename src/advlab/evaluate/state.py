@@ -73,7 +73,7 @@ class EvaluationState:
         return stored
 
     def get(self, name: str) -> dict[str, Any] | None:
-        """The record stored for batch ``name`` (e.g. ``"t0/e2/b5"``), or None if it has not finished."""
+        """The record stored for batch ``name`` (e.g. ``"t0/b5"``), or None if it has not finished."""
         return self.records.get(name)
 
     def put(self, name: str, record: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None) -> None:

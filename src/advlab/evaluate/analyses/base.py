@@ -35,7 +35,7 @@ class AnalysisContext:
     Attributes:
         model: [0, 1] images -> logits. dataset: all evaluation points (uint8).
         x, y: the analysis subset as float (n, C, H, W) in [0, 1] and int64 (n,), on ``settings.device``.
-        classes: class names. epsilons: the evaluation's radii ([0, 1] pixel units), ascending as given.
+        classes: class names. epsilons: the evaluation's radii ([0, 1] pixel units), in the order given.
         norm: the threat model. headline: the headline attack built for a radius, EOT applied where the model
             is randomized. honest: any attack with EOT applied where the model is randomized.
         settings: batch size, device, seed, trials, progress of the evaluation. state_dir: where a long analysis

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from advlab.attacks.base import Attack
 from advlab.evaluate.analyses.base import Analysis, AnalysisContext, register_analysis
 from advlab.evaluate.analyses.grid import pgd_at
+from advlab.evaluate.describe import describe_attack
 from advlab.evaluate.sweeps import accuracy_vs_steps
 
 
@@ -15,9 +17,15 @@ from advlab.evaluate.sweeps import accuracy_vs_steps
 class AccuracyVsSteps(Analysis):
     steps: tuple[int, ...] = (1, 2, 5, 10, 20, 50)
 
+    def attack(self, ctx: AnalysisContext) -> Attack:
+        return ctx.honest(pgd_at(ctx.eps_max, ctx.norm, steps=1))
+
+    def config(self, ctx: AnalysisContext) -> dict[str, Any]:
+        return super().config(ctx) | {"attack": describe_attack(self.attack(ctx))}
+
     def compute(self, ctx: AnalysisContext) -> dict[str, dict[str, Any]]:
         sweep = accuracy_vs_steps(
-            ctx.model, (ctx.x, ctx.y), ctx.honest(pgd_at(ctx.eps_max, ctx.norm, steps=1)), list(self.steps),
-            state_path=ctx.state_dir / "steps.json",
+            ctx.model, (ctx.x, ctx.y), self.attack(ctx), list(self.steps),
+            state_path=ctx.state_dir / "steps-sweep.json",
             **{field.name: getattr(ctx.settings, field.name) for field in fields(ctx.settings)})
         return {"accuracy_vs_steps": sweep.to_dict() | {"kind": "steps_sweep"}}

@@ -48,6 +48,7 @@ from advlab.experiments.steps.common import (
 )
 from advlab.models.registry import count_parameters, create_model
 from advlab.objectives import CrossEntropy
+from advlab.seed import seed_everything
 
 # A distilled student's input gradient counts as vanished below this fraction of the baseline CNN's median norm: a
 # softmax saturated at T = 1 leaves gradients many orders of magnitude smaller, not merely somewhat smaller.
@@ -144,6 +145,8 @@ class _Run:
         self.out.append(Measurement(key, table, label, float(value), unit, std=std))
 
     def new_model(self) -> nn.Module:
+        """A fresh cifar_cnn from the preset's seed: every network starts from the same weights, in every run."""
+        seed_everything(self.seed)
         return create_model("cifar_cnn", **self.model_kwargs)
 
     def train(self, label: str, *, objective: Any = None, data: ImageDataset | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from torch import nn
 from advlab.attacks.base import Attack
 from advlab.data.dataset import ImageDataset
 from advlab.data.sources import load_dataset, resolve_data_dir
-from advlab.errors import DataError
+from advlab.errors import DataError, InputError
 from advlab.evaluate import evaluate_attack
 from advlab.experiments.runner import ExperimentContext
 from advlab.io import write_bytes
@@ -55,6 +56,25 @@ def network_folder(ctx: ExperimentContext, label: str) -> Path | None:
     return ctx.out_dir / "networks" / (re.sub(r"[^A-Za-z0-9_.=-]+", "_", label).strip("_") or "network")
 
 
+def _check_same_network(folder: Path, train_set: ImageDataset, model: nn.Module, *, resume: bool) -> None:
+    """Refuse to continue a network whose folder was trained on other images or from other initial weights (``fit``
+    itself checks the settings and the objective): a changed preset must not silently reuse an old network."""
+    from advlab.evaluate.inputs import as_eval_data, model_fingerprint
+    from advlab.io import write_json
+
+    identity = {"data": {"name": train_set.name, "n": len(train_set),
+                         "sha256": as_eval_data(train_set).fingerprint()},
+                "initial_weights": model_fingerprint(model)}
+    marker = folder / "network.json"
+    if resume and marker.exists():
+        stored = json.loads(marker.read_text(encoding="utf-8"))
+        if stored != identity:
+            raise InputError(f"{folder} holds a network trained on other data or from other initial weights than this "
+                             "preset now asks for; use another --out, or delete that folder to train it again")
+    elif not resume:
+        write_json(marker, identity)
+
+
 def train_model(ctx: ExperimentContext, arch: str, train_set: ImageDataset, *, objective: Any = None,
                 label: str = "", model_kwargs: dict[str, Any] | None = None, model: nn.Module | None = None,
                 **overrides: Any) -> nn.Module:
@@ -72,6 +92,8 @@ def train_model(ctx: ExperimentContext, arch: str, train_set: ImageDataset, *, o
             f"{len(train_set)} images, objective {(objective or CrossEntropy()).describe()['name']}")
     folder = network_folder(ctx, label or arch)
     resume = folder is not None and has_training_state(folder)
+    if folder is not None:
+        _check_same_network(folder, train_set, model, resume=resume)
     result = fit(model, train_set, config=config, objective=objective or CrossEntropy(), quiet=ctx.quiet,
                  device=ctx.device, out_dir=folder, resume=resume)
     ctx.extras.setdefault("training", {})[label or arch] = {

@@ -51,6 +51,7 @@ from advlab.experiments.runner import ExperimentContext, Measurement, register_e
 from advlab.experiments.steps.common import load_split, new_figure, pretrained_resnet20, save_figure, train_model
 from advlab.models.registry import count_parameters, create_model
 from advlab.objectives import CrossEntropy
+from advlab.seed import seed_everything
 
 # Table 3's networks: key -> (registered model, width multiplier).
 TABLE3_NETS: dict[str, tuple[str, float]] = {
@@ -73,9 +74,7 @@ def pni_experiment(ctx: ExperimentContext) -> list[Measurement]:
     scratch_train = _subset(train_set, s.get("n_train_scratch"), int(s.get("seed", 0)))
     scratch_test = _subset(test_set, s.get("n_test_scratch"), int(s.get("seed", 0)))
     run = _Run(ctx, _Protocol.from_settings(s))
-    sections = set(s.get("sections", SECTIONS))
-    if sections - set(SECTIONS):
-        raise InputError(f"unknown pni sections {sorted(sections - set(SECTIONS))}; choose from {', '.join(SECTIONS)}")
+    sections = _sections(s)
     out: list[Measurement] = []
     with run.timed("tables 1-2 (resnet20)"):
         out += _resnet20_tables(run, train_set, test_set, table1="table1" in sections)
@@ -100,6 +99,19 @@ def pni_experiment(ctx: ExperimentContext) -> list[Measurement]:
     # The results table shows the paper's label for a reported key; ours (images, trials, fallbacks) is kept here.
     ctx.extras["measurement_labels"] = {m.key: m.label for m in out}
     return out
+
+
+def _sections(s: dict[str, Any]) -> set[str]:
+    """The parts the scale runs, checked: known names, a list, and Fig. 3's networks trained by a part that runs."""
+    chosen = s.get("sections", list(SECTIONS))
+    if not isinstance(chosen, list) or not all(isinstance(name, str) for name in chosen):
+        raise InputError(f"sections must be a list of names from {', '.join(SECTIONS)}, got {chosen!r}")
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown:
+        raise InputError(f"unknown pni sections {unknown}; choose from {', '.join(SECTIONS)}")
+    if "fig3" in chosen and s.get("fig3_model", "resnet18") == "resnet18" and "resnet18" not in chosen:
+        raise InputError("sections: fig3 on ResNet-18 needs the resnet18 section (or fig3_model = \"resnet20\")")
+    return set(chosen)
 
 
 # --- protocol ------------------------------------------------------------------------------------------------------
@@ -220,8 +232,10 @@ def _objective(run: _Run, *, adversarial: bool, pni_in_generation: bool = True) 
 
 
 def _build(run: _Run, net: str, location: str | None, *, scratch: bool) -> nn.Module:
-    """The network ``net`` (a Table 3 key, "resnet20" or "resnet18"), with PNI at ``location`` when given."""
+    """The network ``net`` (a Table 3 key, "resnet20" or "resnet18"), with PNI at ``location`` when given; built
+    from the preset's seed, so a network starts from the same weights in every run."""
     s = run.settings
+    seed_everything(int(s.get("seed", 0)))
     if not scratch and net == "resnet20" and s.get("init") == "pretrained":
         model = pretrained_resnet20(run.ctx)
     else:
