@@ -277,7 +277,7 @@ def evaluate_model(
                  "data": {"name": data.name, "n": len(data), "sha256": data.fingerprint()}}
         cache = StepCache(state_dir, {"model_card": card_of_model, **owner,
                                       "seed": seed, "randomized": randomized, "trials": n_trials, "eot": eot,
-                                      "batch_size": batch_size})
+                                      "eot_samples": eot_samples, "batch_size": batch_size})
 
         def honest(attack: Attack) -> Attack:
             """The attack with EOT gradients when the model is randomized (and EOT is on)."""
