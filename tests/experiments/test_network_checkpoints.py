@@ -28,7 +28,7 @@ def test_a_rerun_reuses_every_finished_network(shared_data, tmp_path) -> None:
     out = tmp_path / "out"
     first = run_preset(str(preset), scale="tiny", data_dir=shared_data, out_dir=out, quiet=True, device="cpu")
     networks = sorted(path.name for path in (out / "networks").iterdir())
-    assert len(networks) == len(first.extras["training"]) >= 8  # one folder per trained network
+    assert len(networks) == len(first.extras["training"]) >= 7  # one folder per trained network
     assert all((out / "networks" / name / "last.safetensors").exists() for name in networks)
 
     again = run_preset(str(preset), scale="tiny", data_dir=shared_data, out_dir=out, quiet=True, device="cpu")
