@@ -1,11 +1,12 @@
 """Attacks in fp32 and bf16 on this machine: PGD time and robust accuracy side by side, and the machine's peak.
 
 Runs PGD-10 (L∞, ε = 8/255, step ε/4) over the same images and random starts in fp32, bf16 autocast, and bf16 +
-channels_last, on the pretrained CIFAR-10 ResNet-20 (fixed-step) and on the same network fine-tuned with FGSM-RS
-(adversarially trained, where strength shows; fixed-step and with early stop, beside torchattacks' PGD when it is
-installed), and prints seconds, images per
-second, robust accuracy and the fraction of the matmul peak (GFLOP/s of a 2048³ matmul in the same precision,
-measured in the same run) that the attack's FLOPs reach. The CPU's bf16 flags are printed.
+channels_last (batch norm folded into the convolutions, the attacks' default, and once not folded), on the
+pretrained CIFAR-10 ResNet-20 (fixed-step) and on the same network fine-tuned with FGSM-RS (adversarially trained,
+where strength shows; fixed-step and with early stop, beside torchattacks' PGD when it is installed), and prints
+seconds, images per second, robust accuracy and the fraction of the matmul peak (GFLOP/s of a 2048³ matmul in the
+same precision, measured in the same run) that the attack's FLOPs reach. The CPU's bf16 flags are printed. Last,
+one gradient step is timed eager and under ``torch.compile``, with the compile's cost and its break-even point.
 
     .venv/bin/python benchmarks/bench_precision.py --data-dir ../shared/data --out benchmarks/results_precision.json
 """
@@ -13,6 +14,7 @@ measured in the same run) that the attack's FLOPs reach. The CPU's bf16 flags ar
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import platform
@@ -24,13 +26,18 @@ from rich.console import Console
 from rich.table import Table
 
 from advlab.attacks import PGD
+from advlab.attacks.compile_estimate import estimate_compile
 from advlab.data.sources import load_dataset
 from advlab.io import write_json
 from advlab.loading import load_model
 from advlab.precision import NATIVE_BF16_FLAGS, cpu_flags
 
+# Every row folds batch norm into the convolutions (the attacks' default); the last row shows what that adds.
 SETTINGS = {"fp32": {}, "bf16": {"precision": "bf16"}, "bf16 + channels_last": {"precision": "bf16",
-                                                                                 "channels_last": True}}
+                                                                                 "channels_last": True},
+            "bf16 + channels_last, BN not folded": {"precision": "bf16", "channels_last": True,
+                                                    "fold_batch_norm": False},
+            "bf16 + channels_last + compile": {"precision": "bf16", "channels_last": True, "compile": True}}
 
 
 def matmul_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
@@ -81,7 +88,10 @@ def attack_rows(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, bat
     rows = []
     for name, options in SETTINGS.items():
         attack = PGD(eps=8 / 255, steps=10, step_fraction=0.25, early_stop=early_stop, seed=0, **options)
-        attack(model, x[:8], y[:8])  # warm-up (oneDNN primitive creation)
+        # Warm-up on a whole batch: oneDNN primitive creation, and for the compiled row its compilations (a fixed
+        # batch, then, with early stop, the shrinking one): the timed runs are the steady state, the compilation's
+        # cost is measured apart (estimate_compile).
+        attack(model, x[:batch_size], y[:batch_size])
         begin = time.perf_counter()
         robust, passes = [], 0
         for start in range(0, len(y), batch_size):
@@ -146,6 +156,8 @@ def main() -> None:
             rows += [dict(row, model="FGSM-RS fine-tuned") for row in attack_rows(
                 robust, x, y, batch_size=args.batch_size, early_stop=early_stop, flops_per_image=flops_per_image,
                 peaks=peaks)]
+    probe = estimate_compile(robust if args.robust_images else model, x[:args.batch_size], y[:args.batch_size],
+                             precision="bf16", channels_last=True)
     console = Console()
     flags = sorted(cpu_flags() & NATIVE_BF16_FLAGS)
     console.print(f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads; native bf16 "
@@ -162,11 +174,14 @@ def main() -> None:
                       "—" if row["gflops"] is None else f"{row['gflops']:.0f}",
                       "—" if row["fraction_of_peak"] is None else f"{row['fraction_of_peak']:.1%}")
     console.print(table)
+    console.print(f"{probe.describe()} (bf16, channels_last, batch norm folded)")
     write_json(Path(args.out), {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                                 "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                                             "threads": torch.get_num_threads(), "torch": torch.__version__,
                                             "native_bf16_flags": flags, "matmul_gflops": peaks},
-                                "settings": vars(args), "flops_per_image_step": flops_per_image, "rows": rows})
+                                "settings": vars(args), "flops_per_image_step": flops_per_image, "rows": rows,
+                                "compile_estimate": dataclasses.asdict(probe)
+                                | {"break_even_passes": probe.break_even_passes}})
 
 
 if __name__ == "__main__":

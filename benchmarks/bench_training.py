@@ -1,4 +1,4 @@
-"""Training-step throughput of advlab's ``fit`` options on this machine: default layout vs ``channels_last``.
+"""Training-step throughput of advlab's ``fit`` options on this machine: layout, precision and ``torch.compile``.
 
 For each registry model (mnist_cnn, cifar_cnn, resnet20) and each option, times ``--steps`` optimizer steps of
 clean cross-entropy training (Adam, batch 128, random images of the model's input shape: throughput does not
@@ -8,7 +8,8 @@ images per second and the ratio to the default layout. Writes a JSON result with
     .venv/bin/python benchmarks/bench_training.py --out benchmarks/results_training.json
 
 ``precision="bf16"`` is bf16 autocast of the forward and backward passes (fast where the CPU has AMX or
-AVX512-BF16; the CPU's flags are printed). ``--amp`` only acts on CUDA and is not measured here.
+AVX512-BF16; the CPU's flags are printed). ``compile`` rows are the steady state after compilation, with the
+compilation's own seconds in their last column. ``--amp`` only acts on CUDA and is not measured here.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from advlab.train import TrainConfig, fit
 
 MODEL_NAMES = ("mnist_cnn", "cifar_cnn", "resnet20")
 OPTIONS = {"default": {}, "channels_last": {"channels_last": True}, "bf16": {"precision": "bf16"},
-           "bf16 + channels_last": {"precision": "bf16", "channels_last": True}}
+           "bf16 + channels_last": {"precision": "bf16", "channels_last": True},
+           "bf16 + channels_last + compile": {"precision": "bf16", "channels_last": True, "compile": True}}
 
 
 def random_images(shape: tuple[int, ...], n: int, seed: int = 0) -> ImageDataset:
@@ -45,8 +47,11 @@ def random_images(shape: tuple[int, ...], n: int, seed: int = 0) -> ImageDataset
 
 
 def images_per_second(model_name: str, option: dict, *, steps: int, warmup: int, batch_size: int,
-                     repeats: int) -> list[float]:
-    """Images per second of ``repeats`` timed ``fit`` runs of ``steps`` steps each (one warm-up run first)."""
+                     repeats: int) -> tuple[list[float], float | None]:
+    """Images per second of ``repeats`` timed ``fit`` runs of ``steps`` steps each (one warm-up run first), and
+    None; for a compiled option see :func:`compiled_images_per_second`."""
+    if option.get("compile"):
+        return compiled_images_per_second(model_name, option, steps=steps, batch_size=batch_size, repeats=repeats)
     shape = tuple(MODELS.entry(model_name).info["input_shape"])
     rates = []
     for run in range(repeats + 1):
@@ -59,7 +64,25 @@ def images_per_second(model_name: str, option: dict, *, steps: int, warmup: int,
         elapsed = time.perf_counter() - started
         if run:
             rates.append(n / elapsed)
-    return rates
+    return rates, None
+
+
+def compiled_images_per_second(model_name: str, option: dict, *, steps: int, batch_size: int,
+                               repeats: int) -> tuple[list[float], float]:
+    """Steady-state images per second under ``torch.compile`` and the seconds the compilation cost.
+
+    Each run is one ``fit`` of two epochs of ``steps`` steps on a fresh model: the second epoch is the steady
+    state, the first minus the second is what compiling cost (a fresh model compiles again; the median over
+    ``repeats`` runs is reported)."""
+    shape = tuple(MODELS.entry(model_name).info["input_shape"])
+    rates, overheads = [], []
+    for run in range(repeats):
+        data = random_images(shape, batch_size * steps, seed=run + 1)
+        config = TrainConfig(epochs=2, batch_size=batch_size, optimizer="adam", lr=1e-3, device="cpu", **option)
+        history = fit(create_model(model_name), data, config=config, quiet=True, device="cpu").history
+        rates.append(len(data) / history[1]["time_s"])
+        overheads.append(history[0]["time_s"] - history[1]["time_s"])
+    return rates, statistics.median(overheads)
 
 
 def main() -> None:
@@ -78,19 +101,21 @@ def main() -> None:
     console.print(f"CPU: {platform.processor() or platform.machine()}; native bf16 flags: "
                   f"{sorted(cpu_flags() & NATIVE_BF16_FLAGS) or 'none'}")
     table = Table(title=f"fit() training throughput, batch {args.batch_size}, {torch.get_num_threads()} threads")
-    for column in ("model", "option", "images/s (median)", "ratio vs default"):
+    for column in ("model", "option", "images/s (median)", "ratio vs default", "compile s"):
         table.add_column(column, justify="right")
     rows = []
     for model_name in args.models:
         baseline = None
         for option_name, option in OPTIONS.items():
-            rates = images_per_second(model_name, option, steps=args.steps, warmup=args.warmup,
-                                     batch_size=args.batch_size, repeats=args.repeats)
+            rates, compile_s = images_per_second(model_name, option, steps=args.steps, warmup=args.warmup,
+                                                 batch_size=args.batch_size, repeats=args.repeats)
             median = statistics.median(rates)
             baseline = baseline or median
             rows.append({"model": model_name, "option": option_name, "images_per_s": rates,
-                         "median_images_per_s": median, "ratio_vs_default": median / baseline})
-            table.add_row(model_name, option_name, f"{median:.1f}", f"{median / baseline:.2f}x")
+                         "median_images_per_s": median, "ratio_vs_default": median / baseline,
+                         "compile_s": compile_s})
+            table.add_row(model_name, option_name, f"{median:.1f}", f"{median / baseline:.2f}x",
+                          "—" if compile_s is None else f"{compile_s:.1f}")
     console.print(table)
     if args.out is not None:
         environment = {

@@ -95,6 +95,9 @@ WeightsOption = typer.Option(None, "--weights", help="advlab checkpoint or forei
 TrustPickleOption = typer.Option(False, "--trust-pickle", help="Allow pickled objects in a foreign torch file.")
 SubsetOption = typer.Option(None, "--n", "--subset", help="Use a seeded subset of n images.")
 DeviceOption = typer.Option("auto", "--device", help="cpu, cuda or auto.")
+CompileAttacksOption = typer.Option(False, "--compile", help="torch.compile the attacks' passes: measures on the "
+                                    "first batch what compiling costs and saves here and prints it; pays off only "
+                                    "for long runs (needs a C++ compiler).")
 DatasetOption = typer.Option(..., "--dataset", help="mnist, cifar10, mnist-sample, imagefolder, ...")
 SplitOption = typer.Option("test", "--split")
 
@@ -212,6 +215,7 @@ def attack_command(
     save_adv: Optional[Path] = typer.Option(None, "--save-adv", help="Write adversarial images (.safetensors/.npz)."),
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 where the CPU has it natively), fp32 or "
                                   "bf16: the attack's passes (the verdict is always fp32)."),
+    compile_: bool = CompileAttacksOption,
     trust_pickle: bool = TrustPickleOption,
     device: str = DeviceOption,
 ) -> None:
@@ -236,10 +240,18 @@ def attack_command(
     if declares_stochastic(loaded.model) and "eot_samples" not in " ".join(attack_arg):
         err_console.print("[yellow]warning:[/] this model is randomized: one gradient sample per step overstates "
                           "its robustness; add --attack-arg eot_samples=10, or use `advlab evaluate` (EOT + trials)")
+    settings = {"precision": precision, **({"channels_last": True} if _nhwc_attacks(loaded.card) else {}),
+                **({"compile": True} if compile_ else {}), **parse_kwargs(attack_arg)}
+    epsilons = parse_eps_list(eps)
+    if settings.get("compile"):
+        from advlab.attacks.registry import create_attack
+
+        built = create_attack(attack, **settings)
+        passes = (-(-len(data) // batch_size) * int(getattr(built, "steps", 1)) * int(getattr(built, "restarts", 1))
+                  * max(len(epsilons), 1))
+        _print_compile_estimate(loaded.model, data, batch_size, device, settings, passes)
     rows = run_attack_campaign(
-        loaded.model, data, attack, epsilons=parse_eps_list(eps),
-        settings={"precision": precision, **({"channels_last": True} if _nhwc_attacks(loaded.card) else {}),
-                  **parse_kwargs(attack_arg)},
+        loaded.model, data, attack, epsilons=epsilons, settings=settings,
         targeted=targeted, batch_size=batch_size, seed=seed, device=device, keep_adversarial=save_adv is not None,
     )
     if not is_main():
@@ -289,6 +301,7 @@ def evaluate_command(
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 where the CPU has it natively), fp32 or "
                                   "bf16: the attacks' forward and backward passes (projection and the passes that "
                                   "judge success stay fp32)."),
+    compile_: bool = CompileAttacksOption,
     batch_size: int = typer.Option(256, "--batch-size"),
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(Path("runs/evaluate"), "--out", help="card.json, report.html, report.md, state/."),
@@ -315,12 +328,15 @@ def evaluate_command(
     epsilons = parse_eps_list(eps) or default_epsilons(data.image_shape, norm)
     wanted = {part.strip() for value in analyses for part in value.split(",") if part.strip()}
     certify = "certified" in wanted
+    if compile_:
+        _print_compile_estimate(loaded.model, data, batch_size, device,
+                                {"precision": precision, "channels_last": _nhwc_attacks(loaded.card)}, None)
     with cli_progress(quiet) as progress:
         card = evaluate_model(
             loaded.model, loaded.card, data, suite=suite, epsilons=epsilons, norm=norm, attacks=attack,
             analyses=parse_analyses(sorted(wanted - {"certified"})), checks=not no_checks, trials=trials,
             eot=not no_eot, batch_size=batch_size, seed=seed, out_dir=out, progress=progress, device=device,
-            precision=precision, channels_last=_nhwc_attacks(loaded.card),
+            precision=precision, channels_last=_nhwc_attacks(loaded.card), compile=compile_,
         )
     if certify:  # randomized smoothing sits above the evaluation layer: its curves join the card here
         from advlab.certify.analysis import DEFAULT_SIGMA, certified_analysis, training_sigma
@@ -392,6 +408,20 @@ def certify_command(
         table.add_row(f"{radius:.2f}", f"{100 * accuracy:.1f} %")
     console.print(table)
     console.print(f"abstained on {100 * result.abstain_rate:.1f} %; per-image radii: {out / 'certify.json'}")
+
+
+def _print_compile_estimate(model: Any, data: Any, batch_size: int, device: str, settings: dict[str, Any],
+                            planned_passes: int | None) -> None:
+    """Measure on the first batch what ``--compile`` costs and saves here, and say it (the compilation is kept
+    for the run that follows)."""
+    from advlab.attacks.compile_estimate import estimate_compile
+    from advlab.precision import resolve_precision
+
+    x, y = next(data.batches(min(batch_size, len(data)), device=device))
+    estimate = estimate_compile(model, x, y, precision=resolve_precision(str(settings.get("precision", "fp32")),
+                                                                         device),
+                                channels_last=bool(settings.get("channels_last")))
+    err_console.print(estimate.describe(planned_passes))
 
 
 def _channels_last_pays(model: str | None) -> bool:

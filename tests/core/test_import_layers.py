@@ -15,8 +15,8 @@ ROOT = Path(advlab.__file__).resolve().parent
 # Lowest first. A module may import from its own layer's package and from any lower layer, never from above.
 LAYERS: list[set[str]] = [
     {"__init__", "errors"},
-    {"io", "registry", "modes", "seed", "precision", "threads", "folder_lock", "outputs", "formatting", "cli_util",
-     "progress"},
+    {"io", "registry", "modes", "seed", "precision", "compiling", "threads", "folder_lock", "outputs", "formatting",
+     "cli_util", "progress"},
     {"data", "augment", "objectives"},
     {"distributed", "models"},
     {"attacks"},

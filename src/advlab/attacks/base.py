@@ -30,12 +30,16 @@ from typing import Any, ClassVar, final
 import torch
 from torch import nn
 
+from advlab.attacks.folding import fold_batch_norm
+from advlab.compiling import compiled_once
 from advlab.errors import InputError, looks_like_shape_mismatch
 from advlab.modes import restored_modes
 from advlab.precision import autocast
 
 # The key under which run() may hand back the clean logits it computed anyway (see Attack.run).
 CLEAN_LOGITS = "clean_logits"
+# Attack settings that change how fast an attack runs, not what it computes (up to float rounding).
+EXECUTION_ONLY = frozenset({"fold_batch_norm", "compile"})
 
 
 class Norm(str, Enum):
@@ -265,6 +269,14 @@ class Attack(ABC):
     # the attack's own forward and backward passes; projection, the clean pass and the final pass that decides
     # success stay fp32, so a bf16 attack can only be weaker, never report a success fp32 would not see.
     precision: str = "fp32"
+    # The attack's own passes run through a copy of the model with each eval-mode conv -> BN pair folded into one
+    # convolution (advlab.attacks.folding): the same function, one memory-bound pass per layer fewer each way.
+    # The clean and final passes that report and judge success use the model itself.
+    fold_batch_norm: bool = True
+    # Run the attack's own passes through torch.compile (advlab.compiling), compiled once per model and reused by
+    # every later batch. The first batch pays the compilation (seconds to minutes on a small CPU), so it pays off
+    # only for long runs; needs a C++ compiler on CPU. Off by default.
+    compile: bool = False
 
     @property
     def budget(self) -> float | None:
@@ -344,9 +356,14 @@ class Attack(ABC):
             cast = casts.get(weights.dtype, f"x.to({weights.dtype})")
             raise InputError(f"the images are {x.dtype} but the model's weights are {weights.dtype}: pass {cast}")
         x = x.detach()
+        # The attack's own passes go through ``attacked`` (folded, compiled); reporting and judging through the model.
+        attacked = fold_batch_norm(model, x) if self._may_fold() else model
+        if self.compile:
+            attacked = compiled_once(attacked, x.device, option="an attack's compile=True (--compile)")
         if self.channels_last:
             model = ChannelsLastInput(model).eval()
-        counter = ForwardCounter(model)
+            attacked = model if attacked is model.model else ChannelsLastInput(attacked).eval()
+        counter = ForwardCounter(attacked)
         if report:
             validate_inputs(x, y, target, _probe_num_classes(model, x))
         clean_logits = None
@@ -365,6 +382,11 @@ class Attack(ABC):
         adv = project(x, adv.detach().to(x.dtype), self.budget, self.norm)
         return _Generated(x=x, y=y, target=target, adv=adv, extras=extras, queries=counter.queries, model=model,
                           clean_logits=clean_logits if clean_logits is not None else reported)
+
+    def _may_fold(self) -> bool:
+        """Fold batch norm unless switched off or a gradient estimator stands in for autograd (it may look inside
+        the model: BPDA's preprocessor, a defense's own layers)."""
+        return self.fold_batch_norm and getattr(self, "gradient", None) is None
 
     @abstractmethod
     def run(

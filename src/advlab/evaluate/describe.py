@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from advlab.attacks.base import Attack
+from advlab.attacks.base import EXECUTION_ONLY, Attack
 
 
 def to_jsonable(value: Any) -> Any:
@@ -53,6 +53,8 @@ def describe_attack(attack: Attack, label: str | None = None) -> dict[str, Any]:
     """``{"name", "class", "norm", "settings"}`` of an attack instance; ``settings`` is ``dataclasses.asdict``-like."""
     settings = to_jsonable(attack)
     settings.pop("class", None)
+    for setting in EXECUTION_ONLY:  # how fast it ran, not what it computed: a resumed run may change them
+        settings.pop(setting, None)
     name = registry_name(attack)
     return {
         "name": label or name or type(attack).__name__,

@@ -204,6 +204,7 @@ def evaluate_model(
     device: torch.device | str | None = None,
     precision: str = "fp32",
     channels_last: bool = False,
+    compile: bool = False,
 ) -> EvaluationCard:
     """Evaluate ``model`` on ``dataset``; write ``out_dir/card.json``; return the card.
 
@@ -230,6 +231,8 @@ def evaluate_model(
             clean and final passes stay fp32; :mod:`advlab.precision`); the card records what ran.
         channels_last: feed the attacks' passes NHWC images (faster for 3-channel conv nets, above all in bf16;
             a model that ``.view()``s conv outputs refuses them).
+        compile: run the attacks' passes through ``torch.compile`` (compiled once for the whole evaluation; it
+            repays only long runs: :func:`advlab.attacks.compile_estimate.estimate_compile` measures where).
 
     Raises:
         InputError / UnknownNameError for bad settings (before any work is done).
@@ -258,6 +261,7 @@ def evaluate_model(
     resolved_precision = resolve_precision(precision, model_device(model, device))
     fast: dict[str, Any] = {"precision": resolved_precision} if resolved_precision != "fp32" else {}
     fast |= {"channels_last": True} if channels_last else {}
+    fast |= {"compile": True} if compile else {}
     if fast:
         plans = [dataclasses.replace(plan, build=_with_settings(plan.build, fast)) for plan in plans]
     if not plans:
@@ -335,7 +339,7 @@ def evaluate_model(
             model_card=card_of_model,
             data={"name": dataset.name, "n": len(dataset), "seed": seed, "classes": list(dataset.classes),
                   "suite": suite, "norm": norm_value.value, "epsilons": eps_list,
-                  "precision": resolved_precision, "channels_last": channels_last},
+                  "precision": resolved_precision, "channels_last": channels_last, "compile": compile},
             curve=curve, analyses=summaries, seed=seed, duration_s=time.perf_counter() - started)
         card.attacks = to_jsonable([head_description, *(stage["attack"] for stage in cascade_summary["stages"])])
         card.results = to_jsonable(head_points)

@@ -18,13 +18,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from advlab.augment import get_augmentation
+from advlab.compiling import compiled
 from advlab.data.dataset import ImageDataset
 from advlab.distributed import (
     all_reduce_sum,
@@ -226,17 +227,6 @@ def _improved(value: float, best: dict[str, Any] | None, mode: str) -> bool:
     if best is None:
         return True
     return value < best["value"] if mode == "min" else value > best["value"]
-
-
-def compiled(model: nn.Module, device: torch.device) -> nn.Module:
-    """``torch.compile(model)`` (sharing its parameters), or an InputError where the CPU backend has no C++
-    compiler to build its kernels (a bare machine with only Python)."""
-    import shutil
-
-    if device.type == "cpu" and not any(shutil.which(name) for name in ("c++", "g++", "clang++")):
-        raise InputError("compile=True (--compile) needs a C++ compiler (g++ or clang++) on the PATH to build "
-                         "torch.compile's CPU kernels; install one or train without --compile")
-    return cast(nn.Module, torch.compile(model))
 
 
 def _check_resumable(saved: Mapping[str, Any], config: TrainConfig, out_dir: Path) -> None:
