@@ -22,6 +22,9 @@ import statistics
 import time
 from pathlib import Path
 
+# A cold compilation in every compiled run, as a fresh machine pays it: no FX-graph or kernel cache (read at import).
+os.environ.setdefault("TORCHINDUCTOR_FORCE_DISABLE_CACHES", "1")
+
 import torch
 from rich.console import Console
 from rich.table import Table
