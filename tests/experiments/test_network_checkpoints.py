@@ -48,3 +48,25 @@ def test_a_rerun_reuses_every_finished_network(shared_data, tmp_path) -> None:
     assert not (tmp_path / "plain" / "networks").exists() and plain.rows
     shutil.rmtree(out / "networks")
     assert json.loads((out / "results.json").read_text())["scale"] == "tiny"
+
+
+def test_the_fgsm_twin_can_start_from_the_standard_network(shared_data, tmp_path) -> None:
+    """stochastic-feedforward's ``nin_adv_init = "standard"`` (its medium scale): the FGSM-trained NIN-BN is a
+    fine-tuned copy of the standard one, which stays as it was trained."""
+    shipped = SHIPPED.with_name("stochastic_feedforward.toml").read_text(encoding="utf-8")
+    preset = tmp_path / "stochastic_feedforward.toml"
+    preset.write_text(shipped.replace("[scales.tiny]\n", "[scales.tiny]\nnin_adv_init = \"standard\"\n"
+                                      "nin_adv_epochs = 1\nnin_adv_lr = 0.001\nresnet20 = false\n"), encoding="utf-8")
+    result = run_preset(str(preset), scale="tiny", data_dir=shared_data, out_dir=tmp_path / "out", quiet=True,
+                        device="cpu")
+    trained = result.extras["training"]
+    assert set(trained) == {"NIN-BN (standard training)",
+                            "NIN-BN (FGSM adversarial fine-tuning of the standard network)"}
+    assert all(entry["epochs"] == 1 for entry in trained.values())
+    assert any(row.key.startswith("nin_adv.") for row in result.rows)
+
+    preset.write_text(shipped.replace("[scales.tiny]\n", "[scales.tiny]\nnin_adv_init = \"teacher\"\n"),
+                      encoding="utf-8")
+    with pytest.raises(InputError, match="nin_adv_init must be one of scratch, standard"):
+        run_preset(str(preset), scale="tiny", data_dir=shared_data, out_dir=tmp_path / "bad", quiet=True,
+                   device="cpu")

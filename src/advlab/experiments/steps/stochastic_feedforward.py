@@ -28,7 +28,9 @@ are computed once, on the evaluation images and on disjoint held-out images, and
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -39,6 +41,7 @@ from advlab.data.sources import load_dataset
 from advlab.defenses.adversarial_training import FGSMMixedLoss
 from advlab.defenses.moments import DEFAULT_VAR_FLOOR
 from advlab.defenses.stochastic import MomentNetwork, ensemble_log_probabilities
+from advlab.errors import InputError
 from advlab.evaluate.runner import run_attack
 from advlab.experiments.runner import ExperimentContext, Measurement, register_experiment
 from advlab.experiments.steps.common import (
@@ -53,6 +56,7 @@ from advlab.experiments.steps.common import (
 from advlab.models.registry import create_model
 
 #: Batch size of the moment network's forward passes: measured fastest per image on one CPU thread (NIN, 16-32).
+NIN_ADV_INITS = ("scratch", "standard")  # where the FGSM-trained twin starts (nin_adv_init)
 MOMENT_BATCH = 32
 
 
@@ -64,9 +68,14 @@ def stochastic_feedforward(ctx: ExperimentContext) -> list[Measurement]:
     out = [Measurement("settings.var_floor", "App. C", "ε regularizing the ReLU / max-pool denominators (added to "
                        "σ² under the square root here)", var_floor, unit="ε")]
     train_set = load_split(ctx, "train", "nin_n_train")
+    start = str(s.get("nin_adv_init", "scratch"))
+    if start not in NIN_ADV_INITS:  # checked before any network trains
+        raise InputError(f"nin_adv_init must be one of {', '.join(NIN_ADV_INITS)}, got {start!r}")
+    standard = _train_nin(ctx, train_set, adversarial=False)
     networks = [
-        _Network("nin", "NIN-BN, standard training", _train_nin(ctx, train_set, adversarial=False), maxpool_rows=True),
-        _Network("nin_adv", "NIN-BN, FGSM adversarial training", _train_nin(ctx, train_set, adversarial=True)),
+        _Network("nin", "NIN-BN, standard training", standard, maxpool_rows=True),
+        _Network("nin_adv", "NIN-BN, FGSM adversarial training",
+                 _train_nin(ctx, train_set, adversarial=True, start=standard if start == "standard" else None)),
     ]
     if s.get("resnet20", True):
         networks.append(_Network("resnet20", "ResNet-20 (pretrained)", pretrained_resnet20(ctx), extension=True,
@@ -99,16 +108,29 @@ class _Network:
         return item
 
 
-def _train_nin(ctx: ExperimentContext, train_set: ImageDataset, *, adversarial: bool) -> nn.Module:
-    """NIN-BN trained with the scale's recipe (not in the paper: our choice) and CE or Goodfellow's FGSM loss."""
+def _train_nin(ctx: ExperimentContext, train_set: ImageDataset, *, adversarial: bool,
+               start: nn.Module | None = None) -> nn.Module:
+    """NIN-BN trained with the scale's recipe (not in the paper: our choice) and CE or Goodfellow's FGSM loss.
+
+    ``start``: fine-tune a copy of this network (``nin_adv_init = "standard"``: the FGSM twin starts from the
+    standard network, for ``nin_adv_epochs`` at ``nin_adv_lr``) instead of training from scratch.
+    """
     s = ctx.settings
     torch.manual_seed(int(s.get("seed", 0)))
-    network = create_model("nin_bn")
+    network = copy.deepcopy(start) if start is not None else create_model("nin_bn")
     objective = FGSMMixedLoss(eps=float(s["adv_train_k"]) / 255.0) if adversarial else None
-    label = "NIN-BN (FGSM adversarial training)" if adversarial else "NIN-BN (standard training)"
+    overrides: dict[str, Any] = {"epochs": int(s["nin_epochs"])}
+    if adversarial:
+        overrides["epochs"] = int(s.get("nin_adv_epochs", s["nin_epochs"]))
+        if s.get("nin_adv_lr") is not None:
+            overrides["lr"] = float(s["nin_adv_lr"])
+    label = "NIN-BN (standard training)"
+    if adversarial:
+        label = ("NIN-BN (FGSM adversarial fine-tuning of the standard network)" if start is not None
+                 else "NIN-BN (FGSM adversarial training)")
     # The scale's ``precision`` (a TrainConfig field) decides bf16 training; every evaluation below runs in fp32.
     return train_model(ctx, "nin_bn", train_set, objective=objective, label=label, model=network,
-                       epochs=int(s["nin_epochs"])).eval()
+                       **overrides).eval()
 
 
 def _evaluation_and_held_out(ctx: ExperimentContext) -> tuple[ImageDataset, ImageDataset]:
