@@ -66,13 +66,13 @@ def test_single_variance_respects_the_clean_accuracy_budget() -> None:
     assert steps._single_variance(ctx, grid)[0] == 0.03
 
 
-def test_reduced_scales_train_in_bf16_through_the_training_config() -> None:
+def test_each_scale_trains_in_its_precision_through_the_training_config() -> None:
     # bf16 training is TrainConfig.precision (its numerics are tested in tests/train/test_precision_training.py).
     from advlab.experiments import load_preset
     from advlab.experiments.steps.common import train_config
 
     preset = load_preset("stochastic-feedforward")
-    for scale, expected in (("tiny", "bf16"), ("quick", "bf16"), ("full", "fp32")):
+    for scale, expected in (("tiny", "bf16"), ("quick", "bf16"), ("medium", "auto"), ("full", "auto")):
         assert train_config(preset.scale_settings(scale), torch.device("cpu")).precision == expected
 
 
