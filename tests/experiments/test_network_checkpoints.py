@@ -35,6 +35,10 @@ def test_a_rerun_reuses_every_finished_network(shared_data, tmp_path) -> None:
     trained = again.extras["training"]
     assert all(entry.get("resumed_after_epoch") == entry["epochs"] for entry in trained.values()), trained
     assert [row.ours for row in again.rows] == [row.ours for row in first.rows]
+    # The results name every network, with the training time of all its epochs (the earlier process's included).
+    report = (out / "results.md").read_text(encoding="utf-8")
+    assert "## Networks trained" in report and report.count("| after epoch 1 |") == len(trained)
+    assert all(entry["training_s"] > 0 and entry["median_epoch_s"] > 0 for entry in trained.values())
 
     # A changed preset (other training images) does not silently reuse the old networks.
     changed = preset.read_text(encoding="utf-8").replace("[scales.tiny]\n", "[scales.tiny]\nseed = 1\n")

@@ -241,12 +241,32 @@ def render_markdown(result: ReproductionResult) -> str:
               "\"± \" is a standard deviation (the paper's, or ours over repeated trials). \"—\" in *paper*: the "
               "paper gives no number for this row (advlab's own measurement); in *ours*: not measured at this "
               "scale, or never (the reason is given)."), ""]
+    lines += _training_lines(result.extras.get("training", {}))
     if preset.notes:
         lines += ["## Notes", ""] + [f"- {note}" for note in preset.notes] + [""]
     figures = result.extras.get("figures", [])
     if figures:
         lines += ["## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures] + [""]
     return "\n".join(lines)
+
+
+def _training_lines(training: dict[str, Any]) -> list[str]:
+    """The networks the run trained: images, epochs, precision and time per epoch; a network resumed from its
+    checkpoints counts the epochs of every process that trained it (the run's own duration counts only the last)."""
+    if not training:
+        return []
+    lines = ["## Networks trained", "",
+             "| network | images | epochs | precision | median s / epoch | training time | resumed |",
+             "|---|---:|---:|---|---:|---:|---|"]
+    for name, entry in training.items():
+        median = entry.get("median_epoch_s")
+        total = entry.get("training_s", entry.get("wall_time_s"))
+        resumed = f"after epoch {entry['resumed_after_epoch']}" if entry.get("resumed_after_epoch") else "no"
+        lines.append(f"| {name} | {entry['images']:,} | {entry['epochs']} | {entry.get('precision', '—')}"
+                     f"{' + channels_last' if entry.get('channels_last') else ''} | "
+                     f"{'—' if median is None else f'{median:.1f}'} | "
+                     f"{'—' if total is None else f'{total / 60:.1f} min'} | {resumed} |")
+    return [*lines, ""]
 
 
 def print_table(result: ReproductionResult, console: Console) -> None:

@@ -6,6 +6,7 @@ import dataclasses
 import io
 import json
 import re
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from advlab.models.registry import create_model
 from advlab.objectives import CrossEntropy
 from advlab.seed import seed_everything
 from advlab.train import TrainConfig, evaluate, fit
+from advlab.training.loop import training_precision
 from advlab.training.state import has_training_state
 
 _TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -96,9 +98,12 @@ def train_model(ctx: ExperimentContext, arch: str, train_set: ImageDataset, *, o
         _check_same_network(folder, train_set, model, resume=resume)
     result = fit(model, train_set, config=config, objective=objective or CrossEntropy(), quiet=ctx.quiet,
                  device=ctx.device, out_dir=folder, resume=resume)
+    epoch_seconds = [float(entry["time_s"]) for entry in result.history if "time_s" in entry]
     ctx.extras.setdefault("training", {})[label or arch] = {
         "epochs": config.epochs, "images": len(train_set), "wall_time_s": result.wall_time_s,
-        "final_train_loss": result.final.get("train_loss"), "precision": config.precision,
+        # Over every epoch, also those of earlier processes when the network was resumed from its checkpoints.
+        "training_s": sum(epoch_seconds), "median_epoch_s": statistics.median(epoch_seconds) if epoch_seconds else None,
+        "final_train_loss": result.final.get("train_loss"), "precision": training_precision(config, ctx.device),
         "channels_last": config.channels_last,
         **({"resumed_after_epoch": result.resumed_from} if result.resumed_from else {}),
     }
