@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -9,6 +10,7 @@ from advlab.attacks import PGD
 from advlab.attacks.folding import fold_batch_norm
 from advlab.defenses.noise import InputNoise
 from advlab.defenses.pni import inject_pni, pni_disabled
+from advlab.errors import InputError
 from advlab.models.registry import create_model
 
 
@@ -172,3 +174,12 @@ def test_randomized_models_fold_when_they_draw_the_same_noise() -> None:
     # Noise on activations passes through BN's affine map too: not folded, attacked as it is.
     activations = inject_pni(trained_looking(create_model("resnet20")), locations="W+A-a").eval()
     assert fold_batch_norm(activations, x) is activations
+
+
+def test_images_a_folded_model_cannot_take_are_still_one_clear_error() -> None:
+    model = trained_looking(create_model("resnet20"))
+    x, y = torch.rand(2, 2, 32, 32), torch.tensor([1, 2])  # two channels for a three-channel network
+    assert fold_batch_norm(model, x) is model
+    for attack in (PGD(eps=0.1, steps=2), PGD(eps=0.1, steps=2).perturb):
+        with pytest.raises(InputError, match="cannot process images of shape"):
+            attack(model, x, y)

@@ -134,7 +134,7 @@ def test_a_resumed_randomized_evaluation_repeats_an_uninterrupted_one(trained, t
 
 
 def test_each_eps_once() -> None:
-    from advlab.evaluate.pipeline import _check_epsilons
+    from advlab.evaluate.robustness import check_epsilons
 
     with pytest.raises(InputError, match="each epsilon once"):
-        _check_epsilons([8 / 255, 8 / 255])
+        check_epsilons([8 / 255, 8 / 255])

@@ -232,6 +232,17 @@ def check_eps(eps: float | None, norm: Norm) -> None:
         raise InputError(f"an L∞ eps of {eps} exceeds the [0, 1] pixel range; write e.g. 8/255, not 8")
 
 
+def attack_network(model: nn.Module, x: torch.Tensor, *, fold: bool = True, compile: bool = False,
+                   channels_last: bool = False) -> nn.Module:
+    """The network an attack's own passes run through: ``model`` with its batch norm folded
+    (:mod:`advlab.attacks.folding`), compiled once (:mod:`advlab.compiling`), fed NHWC images; ``model`` itself when
+    none applies. ``x``: the images about to be attacked (N, C, H, W), on which a folded copy proves itself."""
+    network = fold_batch_norm(model, x) if fold else model
+    if compile:
+        network = compiled_once(network, x.device, option="an attack's compile=True (--compile)")
+    return ChannelsLastInput(network).eval() if channels_last else network
+
+
 @dataclass
 class _Generated:
     """What :meth:`Attack._generate` hands back: the (int64) labels and target it used, the projected images, the
@@ -357,12 +368,10 @@ class Attack(ABC):
             raise InputError(f"the images are {x.dtype} but the model's weights are {weights.dtype}: pass {cast}")
         x = x.detach()
         # The attack's own passes go through ``attacked`` (folded, compiled); reporting and judging through the model.
-        attacked = fold_batch_norm(model, x) if self._may_fold() else model
-        if self.compile:
-            attacked = compiled_once(attacked, x.device, option="an attack's compile=True (--compile)")
+        attacked = attack_network(model, x, fold=self._may_fold(), compile=self.compile,
+                                  channels_last=self.channels_last)
         if self.channels_last:
             model = ChannelsLastInput(model).eval()
-            attacked = model if attacked is model.model else ChannelsLastInput(attacked).eval()
         counter = ForwardCounter(attacked)
         if report:
             validate_inputs(x, y, target, _probe_num_classes(model, x))

@@ -16,9 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advlab.attacks.base import ChannelsLastInput, frozen_eval
-from advlab.attacks.folding import fold_batch_norm
-from advlab.compiling import compiled_once
+from advlab.attacks.base import attack_network, frozen_eval
 from advlab.precision import autocast
 
 TIMED_PASSES = 3  # timed passes per variant after one untimed warm-up (the median is kept)
@@ -63,10 +61,8 @@ def estimate_compile(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, prec
     compiler on CPU like ``compile=True`` itself (:func:`advlab.compiling.compiled`).
     """
     with frozen_eval(model):  # the modes and flags the attack will see: the cached copies then match
-        eager = fold_batch_norm(model, x)
-        compiled = compiled_once(eager, x.device, option="estimate_compile")
-        if channels_last:
-            eager, compiled = ChannelsLastInput(eager).eval(), ChannelsLastInput(compiled).eval()
+        eager = attack_network(model, x, channels_last=channels_last)
+        compiled = attack_network(model, x, compile=True, channels_last=channels_last)
 
         def gradient_pass(network: nn.Module) -> float:
             begin = time.perf_counter()

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import re
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -63,7 +62,7 @@ from advlab.evaluate.inputs import (
 from advlab.evaluate.payloads import curve_payload
 from advlab.evaluate.progress import ProgressLike
 from advlab.evaluate.randomness import DEFAULT_EOT_SAMPLES, DEFAULT_TRIALS, detect_randomized, mean_std, with_eot
-from advlab.evaluate.robustness import EpsilonResult, RobustnessCurve, evaluate_attack
+from advlab.evaluate.robustness import EpsilonResult, RobustnessCurve, check_epsilons, evaluate_attack
 from advlab.evaluate.state import EvaluationState
 from advlab.evaluate.suites import SUITE_SCHEDULES, SUITES, build_attack
 from advlab.folder_lock import exclusive_folder
@@ -107,17 +106,6 @@ class StepCache:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "step"
-
-
-def _check_epsilons(epsilons: Sequence[float]) -> list[float]:
-    if isinstance(epsilons, (str, bytes)) or not isinstance(epsilons, Sequence) or not epsilons:
-        raise InputError("pass at least one epsilon, e.g. --eps 0.1,0.2,0.3 (MNIST) or --eps 2/255,8/255 (CIFAR-10)")
-    for eps in epsilons:
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or math.isnan(eps) or eps < 0:
-            raise InputError(f"every epsilon must be a number >= 0 in [0, 1] pixel units, got {eps!r}")
-    if len({float(eps) for eps in epsilons}) < len(epsilons):
-        raise InputError(f"each epsilon once, please: {list(epsilons)} repeats one")
-    return [float(eps) for eps in epsilons]
 
 
 def _suite_plans(suite: str, norm: Norm) -> list[AttackPlan]:
@@ -238,7 +226,7 @@ def evaluate_model(
         InputError / UnknownNameError for bad settings (before any work is done).
     """
     started = time.perf_counter()
-    eps_list = _check_epsilons(epsilons)
+    eps_list = check_epsilons(epsilons)
     eps_max = max(eps_list)
     try:
         norm_value = Norm(norm)

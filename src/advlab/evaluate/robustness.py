@@ -155,6 +155,19 @@ class RobustnessCurve:
         }
 
 
+def check_epsilons(epsilons: Sequence[float]) -> list[float]:
+    """``epsilons`` as floats, or one InputError: none given, one that is not a number >= 0, or one given twice."""
+    if isinstance(epsilons, (str, bytes)) or not isinstance(epsilons, Sequence) or not epsilons:
+        raise InputError("pass at least one epsilon in [0, 1] pixel units, e.g. 0.1, 0.2, 0.3 (MNIST) or 2/255, 8/255 "
+                         "(CIFAR-10)")
+    for eps in epsilons:
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or math.isnan(eps) or eps < 0:
+            raise InputError(f"every epsilon must be a number >= 0 in [0, 1] pixel units, got {eps!r}")
+    if len({float(eps) for eps in epsilons}) < len(epsilons):
+        raise InputError(f"each epsilon once, please: {list(epsilons)} repeats one")
+    return [float(eps) for eps in epsilons]
+
+
 def robust_accuracy_curve(
     model: nn.Module,
     data: DataLike | EvalData,
@@ -194,16 +207,10 @@ def robust_accuracy_curve(
     if not attack.is_bounded():
         raise InputError(f"{type(attack).__name__} has no eps setting, so it has no curve over ε; "
                          "use evaluate_attack(model, data, attack) instead")
-    if not epsilons:
-        raise InputError("pass at least one epsilon, e.g. [2/255, 4/255, 8/255]")
-    for eps in epsilons:
-        if not isinstance(eps, (int, float)) or math.isnan(eps) or eps < 0:
-            raise InputError(f"every epsilon must be a number >= 0, got {eps!r}")
-    if len({float(eps) for eps in epsilons}) < len(epsilons):
-        raise InputError(f"each epsilon once, please: {list(epsilons)} repeats one")
+    eps_list = check_epsilons(epsilons)
     settings = EvalSettings(batch_size=batch_size, device=device, trials=trials, eot=eot, eot_samples=eot_samples,
                             randomized=randomized, seed=seed, progress=progress)
-    return _evaluate(model, data, [attack.at(float(eps)) for eps in epsilons], settings=settings, chain=True,
+    return _evaluate(model, data, [attack.at(eps) for eps in eps_list], settings=settings, chain=True,
                      state_path=state_path, model_card=model_card, kind="curve")
 
 
