@@ -477,11 +477,12 @@ def reproduce_command(
 
     if list_ or name is None:
         table = Table(title="advlab reproduce presets")
-        for column in ("name", "paper", "what it reproduces", "--scale quick takes"):
+        for column in ("name", "paper", "what it reproduces", "--scale quick takes", "--scale medium takes"):
             table.add_column(column)
         for preset in list_presets():
-            quick = preset.scales.get("quick", {})
-            table.add_row(preset.name, preset.citation(), preset.summary, str(quick.get("duration", "not measured")))
+            durations = [str(preset.scales[scale].get("duration", "not measured")) if scale in preset.scales
+                         else "no such scale" for scale in ("quick", "medium")]
+            table.add_row(preset.name, preset.citation(), preset.summary, *durations)
         console.print(table)
         if name is None and not list_:
             raise AdvlabError("name a preset to run, e.g. `advlab reproduce fooling-noise`")

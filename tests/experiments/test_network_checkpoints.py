@@ -39,6 +39,10 @@ def test_a_rerun_reuses_every_finished_network(shared_data, tmp_path) -> None:
     report = (out / "results.md").read_text(encoding="utf-8")
     assert "## Networks trained" in report and report.count("| after epoch 1 |") == len(trained)
     assert all(entry["training_s"] > 0 and entry["median_epoch_s"] > 0 for entry in trained.values())
+    # Its duration counts the first process's training too, not only the rerun's evaluation.
+    earlier = sum(entry["earlier_processes_s"] for entry in trained.values())
+    assert earlier == pytest.approx(sum(entry["training_s"] for entry in trained.values()))
+    assert f"{(again.duration_s + earlier) / 60:.1f} min in all: {again.duration_s / 60:.1f} min in the last" in report
 
     # A changed preset (other training images) does not silently reuse the old networks.
     changed = preset.read_text(encoding="utf-8").replace("[scales.tiny]\n", "[scales.tiny]\nseed = 1\n")

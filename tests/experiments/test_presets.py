@@ -117,9 +117,10 @@ def test_reproduce_list_shows_each_preset_with_its_measured_quick_duration() -> 
     assert result.exit_code == 0, result.output
     for preset in list_presets():
         assert preset.name in result.output
-        duration = preset.scale_settings("quick").get("duration")
-        if duration:
-            assert duration.split(" (")[0] in result.output
+        for scale in ("quick", "medium"):
+            duration = preset.scales.get(scale, {}).get("duration")
+            if duration:
+                assert duration.split(" (")[0] in result.output
 
 
 def test_every_medium_scale_checkpoints_its_networks_and_trains_all_images() -> None:

@@ -224,7 +224,7 @@ def render_markdown(result: ReproductionResult) -> str:
         f"device {machine['device']}{', ' + machine['gpu'] if 'gpu' in machine else ''}"
         f"{_load_note(machine)}; "
         f"Python {machine['python']}, torch {machine['torch']}"),
-        f"- Date: {result.started}; duration {result.duration_s / 60:.1f} min", "",
+        f"- Date: {result.started}; duration {_duration(result)}", "",
         "| table | quantity | unit | paper | ours | Δ (ours − paper) | scale |",
         "|---|---|---|---:|---:|---:|---|",
     ]
@@ -248,6 +248,18 @@ def render_markdown(result: ReproductionResult) -> str:
     if figures:
         lines += ["## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures] + [""]
     return "\n".join(lines)
+
+
+def _duration(result: ReproductionResult) -> str:
+    """The run's duration; a run that resumed networks from checkpoints also counts their earlier epochs (the
+    earlier processes' other work, killed before it finished, is not counted)."""
+    this = f"{result.duration_s / 60:.1f} min"
+    earlier = sum(float(entry.get("earlier_processes_s") or 0.0)
+                  for entry in result.extras.get("training", {}).values())
+    if earlier <= 0:
+        return this
+    return (f"{(result.duration_s + earlier) / 60:.1f} min in all: {this} in the last process, and "
+            f"{earlier / 60:.1f} min of training in earlier processes whose networks it resumed")
 
 
 def _training_lines(training: dict[str, Any]) -> list[str]:

@@ -103,6 +103,7 @@ def train_model(ctx: ExperimentContext, arch: str, train_set: ImageDataset, *, o
         "epochs": config.epochs, "images": len(train_set), "wall_time_s": result.wall_time_s,
         # Over every epoch, also those of earlier processes when the network was resumed from its checkpoints.
         "training_s": sum(epoch_seconds), "median_epoch_s": statistics.median(epoch_seconds) if epoch_seconds else None,
+        "earlier_processes_s": sum(float(entry.get("time_s", 0.0)) for entry in result.history[:result.resumed_from]),
         "final_train_loss": result.final.get("train_loss"), "precision": training_precision(config, ctx.device),
         "channels_last": config.channels_last,
         **({"resumed_after_epoch": result.resumed_from} if result.resumed_from else {}),

@@ -47,6 +47,7 @@ from advlab.experiments.runner import ExperimentContext, Measurement, register_e
 from advlab.experiments.steps.common import (
     as_floats,
     attack_accuracy,
+    clean_accuracy,
     load_split,
     new_figure,
     pretrained_resnet20,
@@ -80,6 +81,8 @@ def stochastic_feedforward(ctx: ExperimentContext) -> list[Measurement]:
     if s.get("resnet20", True):
         networks.append(_Network("resnet20", "ResNet-20 (pretrained)", pretrained_resnet20(ctx), extension=True,
                                  k_values=as_floats(s.get("resnet20_k_values", s["fig3_k_values"]))))
+    if s.get("test_split_clean") is not None:
+        out.extend(_test_split_clean(ctx, networks, int(s["test_split_clean"])))
     for network in networks:
         grid = _measure_grid(ctx, network, test_set, held_out, var_floor)
         out.extend(_rows(ctx, network, grid, test_set, var_floor))
@@ -143,6 +146,17 @@ def _evaluation_and_held_out(ctx: ExperimentContext) -> tuple[ImageDataset, Imag
     evaluation = pool.subset(int(s.get("n_test") or 0) or None, seed)
     ctx.log(f"σ_N² chosen on {len(held_out)} held-out test images; evaluation on {len(evaluation)} others")
     return evaluation, held_out
+
+
+def _test_split_clean(ctx: ExperimentContext, networks: list[_Network], n_images: int) -> list[Measurement]:
+    """Each network's clean accuracy on ``n_images`` test images (0: every one), beside the Table 1 cell measured on
+    the ``n_test`` evaluation images: the standard network's is cheap, so it can be scored on the whole split."""
+    data = load_dataset(ctx.preset.dataset, "test", data_dir=ctx.data_dir)
+    data = data.subset(n_images or None, int(ctx.settings.get("seed", 0)))
+    return [Measurement(f"{n.prefix}.standard.clean_acc_test_split", n.table("Table 1"),
+                        f"{n.title}: standard network, clean accuracy on {len(data)} test images (the Table 1 cell "
+                        "above uses the evaluation images only)", clean_accuracy(ctx, n.model, data))
+            for n in networks]
 
 
 # ------------------------------------------------------------------------------------------- the σ_N² × k grid
