@@ -38,13 +38,6 @@ from rich.table import Table
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: the adapters sit beside it
-from advlab.data.sources import load_dataset
-from advlab.io import write_json
-from advlab.models import create_model, load_foreign_weights
-from advlab.models.checkpoint import load_tensors, save_tensors, state_tensors
-from advlab.seed import seed_everything
-from advlab.train import TrainConfig, fit
-
 from _peers import (
     ADVLAB,
     ALGORITHM_NOTES,
@@ -55,6 +48,14 @@ from _peers import (
     jsma_targets,
     library_version,
 )
+
+from advlab.data.sources import load_dataset
+from advlab.io import write_json
+from advlab.models import create_model, load_foreign_weights
+from advlab.models.checkpoint import load_tensors, save_tensors, state_tensors
+from advlab.precision import cpu_model
+from advlab.seed import seed_everything
+from advlab.train import TrainConfig, fit
 
 BENCH_DIR = Path(__file__).resolve().parent
 # ART's C&W line search (up to 5 halvings and 5 doublings of the learning rate, one forward pass each) costs ART
@@ -294,20 +295,10 @@ def add_ratios(rows: list[Row]) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- reporting
-def cpu_model_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def environment() -> dict[str, Any]:
     return {
         "date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "cpu_model": cpu_model_name(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),

@@ -22,7 +22,6 @@ import argparse
 import datetime as dt
 import logging
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ from advlab.data.sources import load_dataset
 from advlab.evaluate.pipeline import evaluate_model
 from advlab.io import write_json
 from advlab.loading import load_model
-from advlab.precision import NATIVE_BF16_FLAGS, cpu_flags
+from advlab.precision import NATIVE_BF16_FLAGS, cpu_flags, cpu_model
 
 
 def autoattack_runner(model: torch.nn.Module, eps: float, seed: int):
@@ -95,12 +94,7 @@ def main() -> None:
     model.eval()
     data = load_dataset("cifar10", "test", data_dir=args.data_dir, n=args.n, seed=0)
     x, y = data.float_images(), data.labels
-    cpu = platform.processor() or "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model()
     flags = sorted(set(cpu_flags()) & set(NATIVE_BF16_FLAGS))
     console.print(f"CPU: {cpu} ({args.threads} threads; bf16 flags: {', '.join(flags) or 'none'}); "
                   f"torch {torch.__version__}; {args.n} CIFAR-10 test images; nothing else running")

@@ -9,6 +9,7 @@ Under autocast only the heavy ops (matmul, conv) run in bf16; parameters, inputs
 from __future__ import annotations
 
 import contextlib
+import platform
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,14 +26,26 @@ NATIVE_BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 @lru_cache(maxsize=1)
 def cpu_flags() -> frozenset[str]:
     """The CPU feature flags the kernel reports (empty where /proc/cpuinfo is absent, e.g. macOS, Windows)."""
+    return frozenset(_cpuinfo_field("flags").split())
+
+
+def cpu_model() -> str:
+    """The CPU's model name as the kernel reports it (``platform.processor()`` where /proc/cpuinfo is absent):
+    timings mean little without it, and this project's machines change CPU between sessions."""
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine() or "unknown CPU"
+
+
+def _cpuinfo_field(name: str) -> str:
+    """The first ``name : value`` of /proc/cpuinfo ("" where the file or the field is absent)."""
     try:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return frozenset()
+        return ""
     for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.partition(":")[2].split())
-    return frozenset()
+        key, _, value = line.partition(":")
+        if key.strip() == name:
+            return value.strip()
+    return ""
 
 
 def has_native_bf16(device: torch.device, flags: frozenset[str] | None = None) -> bool:

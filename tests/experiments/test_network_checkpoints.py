@@ -39,6 +39,8 @@ def test_a_rerun_reuses_every_finished_network(shared_data, tmp_path) -> None:
     report = (out / "results.md").read_text(encoding="utf-8")
     assert "## Networks trained" in report and report.count("| after epoch 1 |") == len(trained)
     assert all(entry["training_s"] > 0 and entry["median_epoch_s"] > 0 for entry in trained.values())
+    # The machine line names the CPU (timings mean little without it) and its native bf16 support.
+    assert again.machine["cpu"] and f"- Machine: {again.machine['cpu']} (" in report
     # Its duration counts the first process's training too, not only the rerun's evaluation.
     earlier = sum(entry["earlier_processes_s"] for entry in trained.values())
     assert earlier == pytest.approx(sum(entry["training_s"] for entry in trained.values()))

@@ -33,6 +33,7 @@ from rich.table import Table
 from advlab.errors import InputError
 from advlab.experiments.presets import SCALES, Preset, load_preset
 from advlab.io import write_json, write_text
+from advlab.precision import NATIVE_BF16_FLAGS, cpu_flags, cpu_model
 from advlab.registry import Registry
 
 
@@ -152,9 +153,11 @@ class ReproductionResult:
 
 
 def machine_info(device: torch.device) -> dict[str, Any]:
-    """Platform, Python/torch versions, CPU cores, torch threads and the compute device."""
+    """Platform, CPU model and its native-bf16 flags, Python/torch versions, CPU cores, torch threads and the
+    compute device."""
     info: dict[str, Any] = {
         "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+        "cpu": cpu_model(), "cpu_bf16_flags": sorted(NATIVE_BF16_FLAGS & cpu_flags()),
         "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(device),
     }
     if device.type == "cuda":
@@ -220,7 +223,8 @@ def render_markdown(result: ReproductionResult) -> str:
         f"Paper: {preset.citation()}", "", preset.summary, "",
         f"- **Scale: `{result.scale}`** — {result.scale_description}",
         f"- Command: `{result.command}`",
-        (f"- Machine: {machine['platform']}, {machine['cpu_cores']} cores, {machine['torch_threads']} torch threads, "
+        (f"- Machine: {_cpu_text(machine)}, {machine['platform']}, {machine['cpu_cores']} cores, "
+        f"{machine['torch_threads']} torch threads, "
         f"device {machine['device']}{', ' + machine['gpu'] if 'gpu' in machine else ''}"
         f"{_load_note(machine)}; "
         f"Python {machine['python']}, torch {machine['torch']}"),
@@ -248,6 +252,14 @@ def render_markdown(result: ReproductionResult) -> str:
     if figures:
         lines += ["## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures] + [""]
     return "\n".join(lines)
+
+
+def _cpu_text(machine: dict[str, Any]) -> str:
+    """The CPU and its native bf16 support (results written before these were recorded say so)."""
+    if "cpu" not in machine:
+        return "CPU not recorded"
+    flags = machine.get("cpu_bf16_flags") or []
+    return f"{machine['cpu']} ({'native bf16: ' + ', '.join(flags) if flags else 'no native bf16'})"
 
 
 def _duration(result: ReproductionResult) -> str:
