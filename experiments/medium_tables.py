@@ -1,0 +1,129 @@
+"""Write the medium scale's numbers into experiments/results/README.md from the runs' own results.json.
+
+The README's fidelity section of each CIFAR-10 preset carries a table of the paper's numbers beside the quick and the
+medium run's, and "The medium scale" section a table of the runs themselves (date, duration, CPU, the networks and
+their time per epoch). Both are read from ``experiments/results/<preset>/results.json`` (quick) and
+``experiments/results/<preset>-medium/results.json`` (medium) and written between marker comments, so no number in
+them is typed by hand; a preset whose medium run has not finished says so.
+
+    .venv/bin/python experiments/medium_tables.py            # rewrite the tables in place
+    .venv/bin/python experiments/medium_tables.py --check    # exit 1 when the README is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results"
+README = RESULTS / "README.md"
+
+# The medium presets, and the extension rows (advlab's, no paper number) that answer each preset's question and so
+# belong beside the paper's numbers: a regular expression over the row keys.
+PRESETS: dict[str, str] = {
+    "cnn-adversarial": (r"(eot_fgsm_acc|input_noise\.clean_acc|checks_flag_masking|vanishing_gradient_share"
+                        r"|t0\.01\.zero_gradient_share|distillation_t4\.fgsm_acc)$"),
+    "stochastic-feedforward": (r"(clean_acc_test_split|stochastic_whitebox\.k[0-9.]+|stochastic_heldout\.k0\.5"
+                               r"|ensemble\.gain_k0\.5|ensemble\.clean_loss)$"),
+    "pni": r"(_acc_eot|worst_case_acc)$",
+}
+
+
+def load(folder: str) -> dict[str, Any] | None:
+    path = RESULTS / folder / "results.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+FRACTIONS = ("accuracy", "share", "probability", "accuracy difference")
+
+
+def fmt(value: float | None, std: float | None = None, unit: str = "accuracy", *, signed: bool = False) -> str:
+    """Fractions to 3 decimals, other units to 4 significant digits; "± std" over trials where there is one."""
+    if value is None:
+        return "—"
+    sign = "+" if signed else ""
+    if unit in FRACTIONS:
+        text = f"{value:{sign}.3f}"
+    elif value == int(value) and abs(value) >= 1000:  # counts (parameters): every digit
+        text = f"{value:{sign},.0f}"
+    else:
+        text = f"{value:{sign}.4g}"
+    return f"{text} ± {std:.3f}" if std else text
+
+
+def comparison_table(preset: str, quick: dict[str, Any] | None, medium: dict[str, Any]) -> str:
+    """The paper's numbers measured at medium, and the preset's headline extension rows, with quick beside."""
+    pattern = re.compile(PRESETS[preset])
+    quick_rows = {row["key"]: row for row in (quick or {}).get("rows", [])}
+    lines = ["| item | quantity | paper | quick | medium | Δ medium − paper |", "|---|---|---:|---:|---:|---:|"]
+    for row in medium["rows"]:
+        if row["ours"] is None or not (row["paper"] is not None or pattern.search(row["key"])):
+            continue
+        before = quick_rows.get(row["key"], {})
+        delta = fmt(row["delta"], unit=row["unit"], signed=True)
+        lines.append(f"| {row['table']} | {row['label']} (`{row['key']}`) | "
+                     f"{fmt(row['paper'], row['paper_std'], row['unit'])} | "
+                     f"{fmt(before.get('ours'), before.get('ours_std'), row['unit'])} | "
+                     f"{fmt(row['ours'], row['ours_std'], row['unit'])} | {delta} |")
+    return "\n".join(lines)
+
+
+def status_table(runs: dict[str, dict[str, Any] | None]) -> str:
+    """One line per medium run: when, how long, on which CPU, and each network's training time."""
+    lines = ["| preset | started (UTC) | duration | CPU, threads | networks: median s / epoch, training time |",
+             "|---|---|---:|---|---|"]
+    for preset, medium in runs.items():
+        if medium is None:
+            lines.append(f"| {preset} | not finished | — | — | — |")
+            continue
+        machine = medium["machine"]
+        training = medium["extras"].get("training", {})
+        earlier = sum(float(entry.get("earlier_processes_s") or 0.0) for entry in training.values())
+        duration = (medium["duration_s"] + earlier) / 60
+        networks = "; ".join(f"{name}: {entry['median_epoch_s']:.0f} s, {entry['training_s'] / 60:.0f} min"
+                             for name, entry in training.items() if entry.get("median_epoch_s"))
+        cpu = f"{machine.get('cpu', 'CPU not recorded')}, {machine['torch_threads']} threads"
+        lines.append(f"| [{preset}]({preset}-medium/results.md) | {medium['started'][:16].replace('T', ' ')} | "
+                     f"{duration:.0f} min | {cpu} | {networks} |")
+    return "\n".join(lines)
+
+
+def replace_between(text: str, marker: str, body: str) -> str:
+    start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+    if start not in text or end not in text:
+        raise SystemExit(f"{README} has no '{start}' ... '{end}' pair: add it where the table belongs")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
+def render(text: str) -> str:
+    runs = {preset: load(f"{preset}-medium") for preset in PRESETS}
+    text = replace_between(text, "medium-status", status_table(runs))
+    for preset, medium in runs.items():
+        body = ("The medium run has not finished yet: no numbers." if medium is None
+                else comparison_table(preset, load(preset), medium))
+        text = replace_between(text, f"medium-table:{preset}", body)
+    return text
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="only say whether the README is up to date")
+    args = parser.parse_args()
+    text = README.read_text(encoding="utf-8")
+    updated = render(text)
+    if args.check:
+        print("up to date" if updated == text else f"{README} is out of date: run {Path(__file__).name}")
+        return 0 if updated == text else 1
+    README.write_text(updated, encoding="utf-8")
+    print(f"wrote the medium tables into {README}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
