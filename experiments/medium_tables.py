@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from advlab.experiments.runner import earlier_training_s, format_cell
+
 RESULTS = Path(__file__).parent / "results"
 README = RESULTS / "README.md"
 
@@ -38,23 +40,6 @@ def load(folder: str) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-FRACTIONS = ("accuracy", "share", "probability", "accuracy difference")
-
-
-def fmt(value: float | None, std: float | None = None, unit: str = "accuracy", *, signed: bool = False) -> str:
-    """Fractions to 3 decimals, other units to 4 significant digits; "± std" over trials where there is one."""
-    if value is None:
-        return "—"
-    sign = "+" if signed else ""
-    if unit in FRACTIONS:
-        text = f"{value:{sign}.3f}"
-    elif value == int(value) and abs(value) >= 1000:  # counts (parameters): every digit
-        text = f"{value:{sign},.0f}"
-    else:
-        text = f"{value:{sign}.4g}"
-    return f"{text} ± {std:.3f}" if std else text
-
-
 def comparison_table(preset: str, quick: dict[str, Any] | None, medium: dict[str, Any]) -> str:
     """The paper's numbers measured at medium, and the preset's headline extension rows, with quick beside."""
     pattern = re.compile(PRESETS[preset])
@@ -64,11 +49,11 @@ def comparison_table(preset: str, quick: dict[str, Any] | None, medium: dict[str
         if row["ours"] is None or not (row["paper"] is not None or pattern.search(row["key"])):
             continue
         before = quick_rows.get(row["key"], {})
-        delta = fmt(row["delta"], unit=row["unit"], signed=True)
         lines.append(f"| {row['table']} | {row['label']} (`{row['key']}`) | "
-                     f"{fmt(row['paper'], row['paper_std'], row['unit'])} | "
-                     f"{fmt(before.get('ours'), before.get('ours_std'), row['unit'])} | "
-                     f"{fmt(row['ours'], row['ours_std'], row['unit'])} | {delta} |")
+                     f"{format_cell(row['paper'], unit=row['unit'], std=row['paper_std'])} | "
+                     f"{format_cell(before.get('ours'), unit=row['unit'], std=before.get('ours_std'))} | "
+                     f"{format_cell(row['ours'], unit=row['unit'], std=row['ours_std'])} | "
+                     f"{format_cell(row['delta'], signed=True, unit=row['unit'])} |")
     return "\n".join(lines)
 
 
@@ -82,8 +67,7 @@ def status_table(runs: dict[str, dict[str, Any] | None]) -> str:
             continue
         machine = medium["machine"]
         training = medium["extras"].get("training", {})
-        earlier = sum(float(entry.get("earlier_processes_s") or 0.0) for entry in training.values())
-        duration = (medium["duration_s"] + earlier) / 60
+        duration = (medium["duration_s"] + earlier_training_s(training)) / 60
         networks = "; ".join(f"{name}: {entry['median_epoch_s']:.0f} s, {entry['training_s'] / 60:.0f} min"
                              for name, entry in training.items() if entry.get("median_epoch_s"))
         cpu = f"{machine.get('cpu', 'CPU not recorded')}, {machine['torch_threads']} threads"

@@ -37,8 +37,8 @@ def test_the_table_keeps_measured_paper_rows_and_the_preset_s_question_rows() ->
                        _row("resnet20.pni_W.alpha_mean", None, 0.1)]}  # neither the paper's nor a question row
     quick = {"rows": [_row("resnet20.vanilla.pgd_acc", 0.3914, 0.0)]}
     table = tables.comparison_table("pni", quick, medium)
-    assert "| 0.391 | 0.000 | 0.402 | +0.011 |" in table
-    assert "0.410 ± 0.004" in table and "worst_case_acc" in table
+    assert "| 0.3914 | 0.0000 | 0.4020 | +0.0106 |" in table
+    assert "0.4100 ± 0.0040" in table and "worst_case_acc" in table
     assert "pni_I" not in table and "alpha_mean" not in table
 
 

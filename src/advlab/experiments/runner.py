@@ -192,7 +192,7 @@ def _merge_rows(preset: Preset, measured: list[Measurement], scale: str) -> list
     return rows
 
 
-def _fmt(value: float | None, signed: bool = False, unit: str = "", std: float | None = None) -> str:
+def format_cell(value: float | None, signed: bool = False, unit: str = "", std: float | None = None) -> str:
     """A cell: 4 decimals (counts as integers), ``± std`` when given, "—" for no number."""
     if value is None:
         return "—"
@@ -208,7 +208,7 @@ def _fmt(value: float | None, signed: bool = False, unit: str = "", std: float |
 def _ours_cell(row: ResultRow) -> str:
     if row.ours is None and row.not_measured:
         return f"— (not measured: {row.not_measured})"
-    return _fmt(row.ours, unit=row.unit, std=row.ours_std)
+    return format_cell(row.ours, unit=row.unit, std=row.ours_std)
 
 
 def _load_note(machine: dict[str, Any]) -> str:
@@ -236,8 +236,9 @@ def render_markdown(result: ReproductionResult) -> str:
         label = f"{row.label} ({row.note})" if row.note else row.label
         if row.measured_as:
             label += f"; ours: {row.measured_as}"
-        lines.append(f"| {row.table} | {label} | {row.unit} | {_fmt(row.paper, unit=row.unit, std=row.paper_std)} | "
-                     f"{_ours_cell(row)} | {_fmt(row.delta, signed=True, unit=row.unit)} | {row.scale} |")
+        paper = format_cell(row.paper, unit=row.unit, std=row.paper_std)
+        lines.append(f"| {row.table} | {label} | {row.unit} | {paper} | {_ours_cell(row)} | "
+                     f"{format_cell(row.delta, signed=True, unit=row.unit)} | {row.scale} |")
     measured = sum(row.ours is not None for row in result.rows if row.paper is not None)
     recorded = sum(row.paper is not None for row in result.rows)
     lines += ["", (f"{recorded} numbers of the paper are recorded; {measured} of them measured here. Accuracies "
@@ -254,6 +255,12 @@ def render_markdown(result: ReproductionResult) -> str:
     return "\n".join(lines)
 
 
+def earlier_training_s(training: dict[str, Any]) -> float:
+    """Seconds of training that earlier, killed processes did for the networks this run resumed (``training``: the
+    results' ``extras["training"]``, one entry per network)."""
+    return sum(float(entry.get("earlier_processes_s") or 0.0) for entry in training.values())
+
+
 def _cpu_text(machine: dict[str, Any]) -> str:
     """The CPU and its native bf16 support (results written before these were recorded say so)."""
     if "cpu" not in machine:
@@ -266,8 +273,7 @@ def _duration(result: ReproductionResult) -> str:
     """The run's duration; a run that resumed networks from checkpoints also counts their earlier epochs (the
     earlier processes' other work, killed before it finished, is not counted)."""
     this = f"{result.duration_s / 60:.1f} min"
-    earlier = sum(float(entry.get("earlier_processes_s") or 0.0)
-                  for entry in result.extras.get("training", {}).values())
+    earlier = earlier_training_s(result.extras.get("training", {}))
     if earlier <= 0:
         return this
     return (f"{(result.duration_s + earlier) / 60:.1f} min in all: {this} in the last process, and "
@@ -301,8 +307,8 @@ def print_table(result: ReproductionResult, console: Console) -> None:
     for column, justify in columns:
         table.add_column(column, justify=justify)
     for row in result.rows:
-        table.add_row(row.table, row.label, _fmt(row.paper, unit=row.unit, std=row.paper_std), _ours_cell(row),
-                      _fmt(row.delta, signed=True, unit=row.unit), row.scale)
+        table.add_row(row.table, row.label, format_cell(row.paper, unit=row.unit, std=row.paper_std), _ours_cell(row),
+                      format_cell(row.delta, signed=True, unit=row.unit), row.scale)
     console.print(table)
 
 
