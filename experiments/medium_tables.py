@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from advlab.experiments.runner import earlier_training_s, format_cell
+from advlab.experiments.runner import earlier_evaluation_s, earlier_training_s, format_cell
 
 RESULTS = Path(__file__).parent / "results"
 README = RESULTS / "README.md"
@@ -67,7 +67,7 @@ def status_table(runs: dict[str, dict[str, Any] | None]) -> str:
             continue
         machine = medium["machine"]
         training = medium["extras"].get("training", {})
-        duration = (medium["duration_s"] + earlier_training_s(training)) / 60
+        duration = (medium["duration_s"] + earlier_training_s(training) + earlier_evaluation_s(medium["extras"])) / 60
         networks = "; ".join(f"{name}: {entry['median_epoch_s']:.0f} s, {entry['training_s'] / 60:.0f} min"
                              for name, entry in training.items() if entry.get("median_epoch_s"))
         cpu = f"{machine.get('cpu', 'CPU not recorded')}, {machine['torch_threads']} threads"

@@ -43,6 +43,7 @@ from advlab.defenses.registry import register_defense
 from advlab.errors import InputError
 from advlab.modes import restored_modes
 from advlab.objectives import ObjectiveBase
+from advlab.precision import PRECISIONS
 
 if TYPE_CHECKING:
     from advlab.attacks.base import Attack
@@ -99,7 +100,7 @@ class PerturbedInputObjective(ObjectiveBase):
         if self.clean_only:
             return F.cross_entropy(model(x), y)
         # Generate first: the attack toggles eval mode and restores the caller's train mode afterwards. Attacks
-        # run in float32 (DESIGN.md §4) even inside fit's bf16 autocast: bf16 can round small steps away.
+        # run in float32 (DESIGN.md §4) even inside fit's bf16 autocast, unless their own precision asks for bf16.
         with torch.autocast(x.device.type, enabled=False):
             perturbed = self.perturb(model, x, y).detach()
         return self.mixed_loss(model, x, y, perturbed)
@@ -232,6 +233,11 @@ class PGDAdversarialTraining(_AttackObjective):
     Args:
         eps, step_size, steps, random_start, restarts: the PGD attack ([0, 1] units); ``step_size=None`` is ε/4.
             ``early_stop`` is always off in training: every sample gets the full number of steps.
+        attack_precision: "fp32" (default: the inner attack runs in float32 even inside ``fit``'s bf16 autocast),
+            "bf16" or "auto" (bf16 where the hardware runs it natively). The attack's forward and backward passes
+            are most of a PGD-AT step, so on a CPU with AMX a bf16 attack makes the step much faster; only the
+            gradient is computed in bf16, the steps and the projection stay float32 (the Attack base's
+            ``precision``). Measured strength and speed: ``experiments/results/README.md``.
         clean_weight, labels, warmup_epochs: see :class:`PerturbedInputObjective` and the module docstring.
 
     Shapes: x (N, C, H, W) in [0, 1], y (N,) -> scalar loss.
@@ -248,11 +254,25 @@ class PGDAdversarialTraining(_AttackObjective):
     steps: int = 7
     random_start: bool = True
     restarts: int = 1
+    attack_precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.attack_precision not in PRECISIONS:
+            raise InputError(f"attack_precision must be one of {', '.join(PRECISIONS)}, got {self.attack_precision!r}")
 
     @property
     def alpha(self) -> float:
         """The PGD step at the full ε: ``step_size``, or ε/4 (2/255 at Madry's 8/255)."""
         return self.eps / 4 if self.step_size is None else float(self.step_size)
+
+    def describe(self) -> dict[str, Any]:
+        """As the base; ``attack_precision`` only when it is not fp32, so that runs saved before the setting
+        existed (all fp32) still resume: ``fit`` compares the saved description with this one."""
+        settings = super().describe()
+        if self.attack_precision == "fp32":
+            del settings["attack_precision"]
+        return settings
 
     @classmethod
     def pni(cls, **settings: Any) -> PGDAdversarialTraining:
@@ -265,7 +285,8 @@ class PGDAdversarialTraining(_AttackObjective):
 
         scale = self.eps_scale
         return PGD(eps=self.eps * scale, step_size=self.alpha * scale, steps=self.steps,
-                   random_start=self.random_start, restarts=self.restarts, early_stop=False)
+                   random_start=self.random_start, restarts=self.restarts, early_stop=False,
+                   precision=self.attack_precision)
 
 
 @register_defense("fast_fgsm", stochastic=False, paper="Wong, Rice, Kolter 2020 (arXiv:2001.03994)",

@@ -50,6 +50,8 @@ else:  # pragma: no cover - Python 3.10 reads TOML with the tomli backport (a de
 from advlab.errors import InputError, UnknownNameError
 
 SCALES = ("tiny", "quick", "medium", "full")
+# A scale's words about itself, not settings: changing them changes no measured number.
+SCALE_PROSE = ("description", "duration")
 
 # What a measurement's or a reported number's ``table`` may say: a paper item, or "extension" for advlab's own
 # rows beyond the paper (EOT, repeated trials, extra sanity checks).

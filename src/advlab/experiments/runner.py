@@ -269,15 +269,23 @@ def _cpu_text(machine: dict[str, Any]) -> str:
     return f"{machine['cpu']} ({'native bf16: ' + ', '.join(flags) if flags else 'no native bf16'})"
 
 
+def earlier_evaluation_s(extras: dict[str, Any]) -> float:
+    """Seconds earlier processes spent measuring the rows this run reused (``extras["reused_rows"]``)."""
+    return sum(float(seconds) for seconds in extras.get("reused_rows", {}).values())
+
+
 def _duration(result: ReproductionResult) -> str:
-    """The run's duration; a run that resumed networks from checkpoints also counts their earlier epochs (the
-    earlier processes' other work, killed before it finished, is not counted)."""
+    """The run's duration; a run that resumed networks from checkpoints, or reused rows an earlier process measured,
+    also counts that earlier work (the earlier processes' other work, killed before it finished, is not)."""
     this = f"{result.duration_s / 60:.1f} min"
-    earlier = earlier_training_s(result.extras.get("training", {}))
-    if earlier <= 0:
+    training = earlier_training_s(result.extras.get("training", {}))
+    evaluation = earlier_evaluation_s(result.extras)
+    if training + evaluation <= 0:
         return this
-    return (f"{(result.duration_s + earlier) / 60:.1f} min in all: {this} in the last process, and "
-            f"{earlier / 60:.1f} min of training in earlier processes whose networks it resumed")
+    parts = [f"{seconds / 60:.1f} min of {what}" for seconds, what in
+             ((training, "training"), (evaluation, "evaluation")) if seconds > 0]
+    return (f"{(result.duration_s + training + evaluation) / 60:.1f} min in all: {this} in the last process, and "
+            f"{' and '.join(parts)} in earlier processes whose networks or rows it reused")
 
 
 def _training_lines(training: dict[str, Any]) -> list[str]:

@@ -23,6 +23,7 @@ from advlab.defenses.adversarial_training import (
 )
 from advlab.defenses.distillation import SoftLabelDistillation, TemperatureCrossEntropy
 from advlab.defenses.noise import GaussianNoiseAugmentation, RandomSignNoiseTraining
+from advlab.defenses.registry import create_defense
 from advlab.errors import InputError
 
 pgd_module = importlib.import_module("advlab.attacks.pgd")
@@ -308,6 +309,48 @@ def test_bad_settings_raise_clear_errors() -> None:
         PGDAdversarialTraining(labels="oracle")
     with pytest.raises(InputError, match="warmup"):
         FGSMMixedLoss(warmup_epochs=-1)
+
+
+AUTOCAST_SEEN: list[tuple[bool, bool]] = []  # (training mode, bf16 autocast on) of every forward pass
+
+
+class _AutocastRecorder(nn.Module):
+    """A linear MNIST classifier that records, for each forward pass, its mode and whether bf16 autocast is on
+    (module-level list: the attack's folded copy of the model records into it too)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(28 * 28, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        AUTOCAST_SEEN.append((self.training, torch.is_autocast_enabled("cpu")))
+        return self.linear(x.flatten(1))
+
+
+def test_pgd_training_attacks_in_bf16_only_when_asked(test_batch) -> None:
+    """fit's bf16 autocast covers the loss passes; the inner attack is float32 unless ``attack_precision`` asks
+    for bf16, and a bf16 attack still returns images inside the ε-ball and [0, 1]."""
+    x, y = test_batch[0][:16], test_batch[1][:16]
+    for precision, attack_in_bf16 in (("fp32", False), ("bf16", True)):
+        objective = PGDAdversarialTraining(eps=0.2, step_size=0.05, steps=3, attack_precision=precision)
+        model = _AutocastRecorder().train()
+        AUTOCAST_SEEN.clear()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = objective(model, x, y)
+        assert torch.isfinite(loss)
+        attack_passes = [on for training, on in AUTOCAST_SEEN if not training]
+        loss_passes = [on for training, on in AUTOCAST_SEEN if training]
+        assert loss_passes and all(loss_passes), precision
+        assert any(attack_passes) is attack_in_bf16, (precision, AUTOCAST_SEEN)
+        perturbed = objective.perturb(model, x, y)
+        assert float((perturbed - x).abs().amax()) <= 0.2 + 1e-6 and 0 <= float(perturbed.min()) <= 1
+        assert float((perturbed - x).abs().amax()) > 0.1  # it moved
+    # Described only when not fp32, so runs saved before the setting existed still resume.
+    assert "attack_precision" not in PGDAdversarialTraining().describe()
+    bf16 = PGDAdversarialTraining.pni(attack_precision="auto")
+    assert create_defense(**bf16.describe()) == bf16 and bf16.describe()["attack_precision"] == "auto"
+    with pytest.raises(InputError, match="attack_precision must be one of fp32, bf16, auto"):
+        PGDAdversarialTraining(attack_precision="fp16")
 
 
 def test_pgd_training_raises_pgd_robust_accuracy(mnist) -> None:

@@ -7,7 +7,8 @@ import io
 import json
 import re
 import statistics
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,9 @@ from advlab.data.dataset import ImageDataset
 from advlab.data.sources import load_dataset, resolve_data_dir
 from advlab.errors import DataError, InputError
 from advlab.evaluate import evaluate_attack
-from advlab.experiments.runner import ExperimentContext
-from advlab.io import write_bytes
+from advlab.experiments.presets import SCALE_PROSE
+from advlab.experiments.runner import ExperimentContext, Measurement
+from advlab.io import write_bytes, write_json
 from advlab.models.foreign import load_foreign_weights
 from advlab.models.registry import create_model
 from advlab.objectives import CrossEntropy
@@ -55,14 +57,18 @@ def network_folder(ctx: ExperimentContext, label: str) -> Path | None:
     finished epoch, and reuses the finished ones), else None (in memory)."""
     if not ctx.settings.get("checkpoints"):
         return None
-    return ctx.out_dir / "networks" / (re.sub(r"[^A-Za-z0-9_.=-]+", "_", label).strip("_") or "network")
+    return ctx.out_dir / "networks" / _file_name(label, "network")
+
+
+def _file_name(label: str, fallback: str) -> str:
+    """``label`` as one safe file name: anything but letters, digits and ``_.=-`` becomes ``_``."""
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", label).strip("_") or fallback
 
 
 def _check_same_network(folder: Path, train_set: ImageDataset, model: nn.Module, *, resume: bool) -> None:
     """Refuse to continue a network whose folder was trained on other images or from other initial weights (``fit``
     itself checks the settings and the objective): a changed preset must not silently reuse an old network."""
     from advlab.evaluate.inputs import as_eval_data, model_fingerprint
-    from advlab.io import write_json
 
     identity = {"data": {"name": train_set.name, "n": len(train_set),
                          "sha256": as_eval_data(train_set).fingerprint()},
@@ -79,12 +85,13 @@ def _check_same_network(folder: Path, train_set: ImageDataset, model: nn.Module,
 
 def train_model(ctx: ExperimentContext, arch: str, train_set: ImageDataset, *, objective: Any = None,
                 label: str = "", model_kwargs: dict[str, Any] | None = None, model: nn.Module | None = None,
-                **overrides: Any) -> nn.Module:
+                card_extra: dict[str, Any] | None = None, **overrides: Any) -> nn.Module:
     """Build ``arch`` (unless ``model`` is given) and train it with the scale's recipe; returns it in eval mode.
 
     When it builds the network it seeds every generator from the preset's ``seed`` first: torch seeds its global
     generator randomly per process, so without this the initial weights, and every number measured on them,
-    changed run to run. A caller that passes ``model`` built (and seeded) it itself.
+    changed run to run. A caller that passes ``model`` built (and seeded) it itself. ``card_extra`` goes on the
+    checkpoint cards (``fit``'s argument): ``{"defenses": [...]}`` for a model a defense transformed.
     """
     if model is None:
         seed_everything(int(ctx.settings.get("seed", 0)))
@@ -97,7 +104,7 @@ def train_model(ctx: ExperimentContext, arch: str, train_set: ImageDataset, *, o
     if folder is not None:
         _check_same_network(folder, train_set, model, resume=resume)
     result = fit(model, train_set, config=config, objective=objective or CrossEntropy(), quiet=ctx.quiet,
-                 device=ctx.device, out_dir=folder, resume=resume)
+                 device=ctx.device, out_dir=folder, resume=resume, card_extra=card_extra)
     epoch_seconds = [float(entry["time_s"]) for entry in result.history if "time_s" in entry]
     ctx.extras.setdefault("training", {})[label or arch] = {
         "epochs": config.epochs, "images": len(train_set), "wall_time_s": result.wall_time_s,
@@ -109,6 +116,44 @@ def train_model(ctx: ExperimentContext, arch: str, train_set: ImageDataset, *, o
         **({"resumed_after_epoch": result.resumed_from} if result.resumed_from else {}),
     }
     return result.model.eval()
+
+
+def measured_once(ctx: ExperimentContext, name: str, model: nn.Module, data: ImageDataset,
+                  measure: Callable[[], list[Measurement]]) -> list[Measurement]:
+    """``measure()``'s rows of ``model`` on ``data``, kept under ``--out/rows/<name>.json`` when the scale sets
+    ``checkpoints = true``: a rerun into the same folder (a killed medium run) reuses them instead of repeating an
+    evaluation that can take half an hour, as long as the model's weights, the images and the scale's settings (its
+    description and duration aside) are the ones they were measured under; anything else (or an unreadable file)
+    measures again and replaces them.
+
+    The rows do not follow a change of the evaluation code itself: after one, use a fresh --out or delete ``rows/``.
+    ``ctx.extras["reused_rows"]`` maps each name taken from an earlier process to the seconds that process spent
+    measuring it, so the results can count them in the run's duration.
+    """
+    if not ctx.settings.get("checkpoints"):
+        return measure()
+    from advlab.evaluate.inputs import as_eval_data, model_fingerprint
+
+    path = ctx.out_dir / "rows" / f"{_file_name(name, 'rows')}.json"
+    identity = {"model": model_fingerprint(model), "data": as_eval_data(data).fingerprint(),
+                "scale": ctx.scale, "settings": json.loads(json.dumps(
+                    {key: value for key, value in ctx.settings.items() if key not in SCALE_PROSE}, default=str))}
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if stored["identity"] == identity:
+            rows = [Measurement(**row) for row in stored["rows"]]
+            ctx.extras.setdefault("reused_rows", {})[name] = float(stored["seconds"])
+            ctx.log(f"{name}: {len(rows)} rows reused from {path}")
+            return rows
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        ctx.log(f"{path} is unreadable ({error}); measuring {name} again")
+    begin = time.perf_counter()
+    rows = measure()
+    write_json(path, {"identity": identity, "seconds": round(time.perf_counter() - begin, 1),
+                      "rows": [dataclasses.asdict(row) for row in rows]})
+    return rows
 
 
 # The pretrained CIFAR-10 ResNet-20 under the data folder (its authors' preprocessing: ImageNet mean and std).

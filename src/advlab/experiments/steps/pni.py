@@ -43,12 +43,19 @@ from torch import nn
 from advlab.attacks import FGSM, PGD, ZOO, CarliniWagnerL2
 from advlab.data.dataset import ImageDataset
 from advlab.defenses.adversarial_training import PGDAdversarialTraining
-from advlab.defenses.pni import ACTIVATION_STDS, ActivationStd, inject_pni, pni_alphas, pni_disabled
+from advlab.defenses.pni import ACTIVATION_STDS, ActivationStd, PNITransform, pni_alphas, pni_disabled
 from advlab.errors import InputError
 from advlab.evaluate import evaluate_attack, run_attack, transfer_matrix
 from advlab.evaluate.randomness import mean_std, seeded
 from advlab.experiments.runner import ExperimentContext, Measurement, register_experiment
-from advlab.experiments.steps.common import load_split, new_figure, pretrained_resnet20, save_figure, train_model
+from advlab.experiments.steps.common import (
+    load_split,
+    measured_once,
+    new_figure,
+    pretrained_resnet20,
+    save_figure,
+    train_model,
+)
 from advlab.models.registry import count_parameters, create_model
 from advlab.objectives import CrossEntropy
 from advlab.seed import seed_everything
@@ -223,12 +230,14 @@ class _AlphaTrace:
 
 
 def _objective(run: _Run, *, adversarial: bool, pni_in_generation: bool = True) -> Any:
-    """Eq. 11 with PGD from x on the predicted labels (§3.1), or plain cross-entropy (``adversarial=False``)."""
+    """Eq. 11 with PGD from x on the predicted labels (§3.1), or plain cross-entropy (``adversarial=False``).
+    ``train_attack_precision`` (fp32 unless a scale sets it) is the precision of that inner PGD."""
     if not adversarial:
         return CrossEntropy()
-    p = run.protocol
-    return PGDAdversarialTraining.pni(eps=p.eps, step_size=p.step_size, steps=int(run.settings.get(
-        "train_pgd_steps", p.steps)), pni_in_generation=pni_in_generation)
+    p, s = run.protocol, run.settings
+    return PGDAdversarialTraining.pni(eps=p.eps, step_size=p.step_size, steps=int(s.get("train_pgd_steps", p.steps)),
+                                      pni_in_generation=pni_in_generation,
+                                      attack_precision=str(s.get("train_attack_precision", "fp32")))
 
 
 def _build(run: _Run, net: str, location: str | None, *, scratch: bool) -> nn.Module:
@@ -241,11 +250,15 @@ def _build(run: _Run, net: str, location: str | None, *, scratch: bool) -> nn.Mo
     else:
         arch, width = TABLE3_NETS.get(net, (net, 1.0))
         model = create_model(arch, **({"width": width} if width != 1.0 else {}))
-    if location is not None:
-        model = inject_pni(model, locations=location, alpha_init=float(s.get("alpha_init", 0.25)),
-                           activation_std=_activation_std(str(s.get("activation_std", "tensor"))),
-                           input_shape=(3, 32, 32))
-    return model
+    return model if location is None else _pni(run, location).apply(model)
+
+
+def _pni(run: _Run, location: str) -> PNITransform:
+    """The preset's PNI at ``location`` (layer-wise α); its description goes on the network's card, so that
+    ``advlab evaluate --weights`` rebuilds the noise layers around the saved weights."""
+    s = run.settings
+    return PNITransform(locations=location, alpha_init=float(s.get("alpha_init", 0.25)),
+                        activation_std=_activation_std(str(s.get("activation_std", "tensor"))))
 
 
 def _activation_std(value: str) -> ActivationStd:
@@ -268,7 +281,9 @@ def _train(run: _Run, net: str, scheme: str, location: str | None, train_set: Im
     overrides: dict[str, Any] = {"no_weight_decay": ("*pni_alpha*",) if location is not None else ()}
     if scratch and s.get("scratch_lr") is not None:
         overrides["lr"] = float(s["scratch_lr"])
-    model = train_model(run.ctx, net, train_set, model=model, objective=trace or objective, label=key, **overrides)
+    defenses = {"defenses": [_pni(run, location).describe()]} if location is not None else {}
+    model = train_model(run.ctx, net, train_set, model=model, objective=trace or objective, label=key,
+                        card_extra=defenses, **overrides)
     if trace is not None:
         trace.finish(model)
         run.ctx.extras.setdefault("alpha_trace", {})[key] = [
@@ -323,14 +338,18 @@ def _eot_rows(run: _Run, key: str, name: str, model: nn.Module, data: ImageDatas
 
 def _model_rows(run: _Run, key: str, table: str, name: str, model: nn.Module, data: ImageDataset, *,
                 noisy: bool, eot: bool = False) -> list[Measurement]:
-    """The paper's rows of one model; for a PNI model also "Test without PNI" and (``eot``) advlab's EOT rows."""
-    rows = _paper_rows(run, key, table, name, model, data)
-    if noisy:
-        with pni_disabled(model):
-            rows += _paper_rows(run, f"{key}.no_noise", table, f"{name}, tested without PNI", model, data)
-        if eot:
-            rows += _eot_rows(run, key, name, model, data)
-    return run.keep(rows)
+    """The paper's rows of one model; for a PNI model also "Test without PNI" and (``eot``) advlab's EOT rows.
+    A checkpointed scale keeps them, so a resumed run does not evaluate a finished network again."""
+    def measure() -> list[Measurement]:
+        rows = _paper_rows(run, key, table, name, model, data)
+        if noisy:
+            with pni_disabled(model):
+                rows += _paper_rows(run, f"{key}.no_noise", table, f"{name}, tested without PNI", model, data)
+            if eot:
+                rows += _eot_rows(run, key, name, model, data)
+        return rows
+
+    return run.keep(measured_once(run.ctx, key, model, data, measure))
 
 
 def _resnet20_tables(run: _Run, train_set: ImageDataset, test_set: ImageDataset, *, table1: bool = True
