@@ -237,7 +237,7 @@ class PGDAdversarialTraining(_AttackObjective):
             "bf16" or "auto" (bf16 where the hardware runs it natively). The attack's forward and backward passes
             are most of a PGD-AT step, so on a CPU with AMX a bf16 attack makes the step much faster; only the
             gradient is computed in bf16, the steps and the projection stay float32 (the Attack base's
-            ``precision``). Measured strength and speed: ``experiments/results/README.md``.
+            ``precision``). Measured speed and strength: ``benchmarks/README.md``.
         clean_weight, labels, warmup_epochs: see :class:`PerturbedInputObjective` and the module docstring.
 
     Shapes: x (N, C, H, W) in [0, 1], y (N,) -> scalar loss.
