@@ -1,10 +1,12 @@
 """The networks the pni reproduction trains are ordinary advlab checkpoints: their card names the PNI defense (so
-``advlab evaluate --weights`` rebuilds the noise layers) and the objective they were trained with."""
+``advlab evaluate --weights`` rebuilds the noise layers) and the objective they were trained with; their finished
+worst-case evaluations are kept for a later process."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from rich.console import Console
 
@@ -12,8 +14,9 @@ from advlab.data.dataset import ImageDataset
 from advlab.defenses.pni import pni_alphas
 from advlab.experiments.presets import load_preset
 from advlab.experiments.runner import ExperimentContext
-from advlab.experiments.steps.pni import _Protocol, _Run, _train
+from advlab.experiments.steps.pni import _Protocol, _Run, _train, _worst_case
 from advlab.loading import load_model
+from advlab.models import create_model
 
 
 def _images(n: int = 8) -> ImageDataset:
@@ -37,3 +40,29 @@ def test_a_trained_pni_network_loads_back_with_its_noise(tmp_path: Path) -> None
     assert len(pni_alphas(loaded.model)) == 20 and pni_alphas(loaded.model) == pni_alphas(trained)
     state = trained.state_dict()
     assert all(torch.equal(tensor, state[key]) for key, tensor in loaded.model.state_dict().items())
+
+
+def test_a_finished_worst_case_is_kept_and_a_later_process_reuses_it(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    preset = load_preset("pni")
+    settings = {**preset.scale_settings("tiny"), "checkpoints": True}
+
+    def run_in_new_process() -> _Run:
+        ctx = ExperimentContext(preset=preset, scale="tiny", settings=settings, data_dir=None, out_dir=tmp_path,
+                                device=torch.device("cpu"), console=Console(quiet=True), quiet=True)
+        run = _Run(ctx, _Protocol.from_settings(settings))
+        torch.manual_seed(0)
+        run.models["resnet20.vanilla"] = create_model("resnet20").eval()
+        return run
+
+    first = _worst_case(run_in_new_process(), _images(4))
+    assert [row.key for row in first] == ["resnet20.vanilla.worst_case_acc"]
+    assert (tmp_path / "rows" / "resnet20.vanilla.worst_case.json").is_file()
+
+    def not_again(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a finished worst case was evaluated again")
+
+    monkeypatch.setattr("advlab.evaluate.pipeline.evaluate_model", not_again)
+    later = run_in_new_process()
+    assert _worst_case(later, _images(4)) == first
+    assert set(later.ctx.extras["reused_rows"]) == {"resnet20.vanilla.worst_case"}

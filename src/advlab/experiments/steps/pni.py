@@ -30,11 +30,14 @@ the pretrained, undefended ResNet-20 (``init = "pretrained"``), which is then al
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -51,11 +54,13 @@ from advlab.experiments.runner import ExperimentContext, Measurement, register_e
 from advlab.experiments.steps.common import (
     load_split,
     measured_once,
+    network_folder,
     new_figure,
     pretrained_resnet20,
     save_figure,
     train_model,
 )
+from advlab.io import write_json
 from advlab.models.registry import count_parameters, create_model
 from advlab.objectives import CrossEntropy
 from advlab.seed import seed_everything
@@ -193,11 +198,17 @@ class _AlphaTrace:
 
     Delegates the loss, ``describe`` and the ``fit`` hooks to ``objective``; ``points`` holds
     ``(epochs done, {α name: value})`` pairs, thinned to at most :data:`ALPHA_TRACE_POINTS` by :meth:`thinned`.
+    With ``saved`` (a checkpointed network's folder gets ``alpha_trace.json``) the thinned trace is written at every
+    epoch start and at the end, and a network resumed by a later process continues the trace of the epochs it
+    keeps, so Fig. 2 covers the whole training however many processes it took.
     """
 
-    def __init__(self, objective: Any) -> None:
+    def __init__(self, objective: Any, saved: Path | None = None) -> None:
         self.objective = objective
+        self.saved = saved
         self.points: list[tuple[float, dict[str, float]]] = []
+        # An earlier process's points, merged once this process knows which epoch it starts at.
+        self._earlier: list[tuple[float, dict[str, float]]] | None = _read_trace(saved)
         self._done = 0.0
         self._after = 0.0
 
@@ -213,6 +224,11 @@ class _AlphaTrace:
             hook(epochs_done)
 
     def on_epoch_start(self, model: nn.Module, epoch: int) -> None:
+        if self._earlier is not None:  # the first epoch this process trains: keep the epochs before it
+            self.points = [point for point in self._earlier if point[0] < epoch]
+            self._earlier = None
+        self._done = float(epoch)
+        self._save()
         hook = getattr(self.objective, "on_epoch_start", None)
         if hook is not None:
             hook(model, epoch)
@@ -221,12 +237,32 @@ class _AlphaTrace:
         return self.objective.describe()
 
     def finish(self, model: nn.Module) -> None:
-        self.points.append((self._done, pni_alphas(model)))
+        if self._earlier is not None:  # an earlier process trained it to the end: its trace is the whole one
+            self.points, self._earlier = self._earlier, None
+        else:
+            self.points.append((self._done, pni_alphas(model)))
+        self._save()
 
     def thinned(self) -> list[tuple[float, dict[str, float]]]:
         step = max(1, math.ceil(len(self.points) / ALPHA_TRACE_POINTS))
         kept = self.points[::step]
         return kept if kept[-1] is self.points[-1] else [*kept, self.points[-1]]
+
+    def _save(self) -> None:
+        if self.saved is not None and self.points:
+            write_json(self.saved, {"trace": [{"epoch": round(done, 4), "alpha": alphas}
+                                              for done, alphas in self.thinned()]})
+
+
+def _read_trace(path: Path | None) -> list[tuple[float, dict[str, float]]] | None:
+    """The points an earlier process saved at ``path`` (None where there is no readable trace: it starts anew)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        points = json.loads(path.read_text(encoding="utf-8"))["trace"]
+        return [(float(point["epoch"]), {str(k): float(v) for k, v in point["alpha"].items()}) for point in points]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _objective(run: _Run, *, adversarial: bool, pni_in_generation: bool = True) -> Any:
@@ -277,7 +313,8 @@ def _train(run: _Run, net: str, scheme: str, location: str | None, train_set: Im
     key = f"{net}.{scheme}"
     model = _build(run, net, location, scratch=scratch)
     objective: Any = _objective(run, adversarial=adversarial, pni_in_generation=pni_in_generation)
-    trace = _AlphaTrace(objective) if location is not None else None
+    folder = network_folder(run.ctx, key)
+    trace = None if location is None else _AlphaTrace(objective, folder / "alpha_trace.json" if folder else None)
     overrides: dict[str, Any] = {"no_weight_decay": ("*pni_alpha*",) if location is not None else ()}
     if scratch and s.get("scratch_lr") is not None:
         overrides["lr"] = float(s["scratch_lr"])
@@ -531,34 +568,40 @@ def _worst_case(run: _Run, test_set: ImageDataset) -> list[Measurement]:
     """The question the preset exists for: do vanilla and PNI-W ResNet-20 hold up under advlab's standard cascade
     (APGD-CE, APGD-T on 9 targets, Square 5,000 queries, each on the points still robust) at the paper's ε, with EOT
     gradients and repeated trials for the randomized PNI model? Each evaluation keeps its state under
-    ``--out/worst_case/<model>`` (a killed run continues) and its card beside it."""
-    from advlab.evaluate.pipeline import evaluate_model
-
-    s, p = run.settings, run.protocol
-    data = _subset(test_set, s.get("worst_case_images"), p.seed)
-    suite = str(s.get("worst_case_suite", "standard"))
-    table = f"extension: worst case of advlab's {suite} suite"
+    ``--out/worst_case/<model>`` (a killed run continues) and its card beside it; a finished one keeps its row
+    under ``--out/rows/`` like the paper's rows (:func:`measured_once`), so a later process reuses it."""
+    data = _subset(test_set, run.settings.get("worst_case_images"), run.protocol.seed)
     out = []
     for scheme, name in (("vanilla", "vanilla adv. training"), ("pni_W", "PNI-W + adv. training")):
         key = f"resnet20.{scheme}"
-        if key not in run.models:
-            continue
-        card = evaluate_model(run.models[key], {"label": f"ResNet-20, {name}"}, data, suite=suite,
-                              epsilons=[p.eps], checks=False, trials=int(s.get("worst_case_trials", p.eot_trials)),
-                              eot_samples=p.eot_samples,
-                              batch_size=int(s.get("worst_case_batch_size", 200)), seed=p.seed,
-                              out_dir=run.ctx.out_dir / "worst_case" / scheme,
-                              precision=str(s.get("worst_case_precision", "fp32")), device=run.ctx.device)
-        assert card.cascade is not None
-        trials = int(card.trials.get("count", 1))
-        stages = ", ".join(stage["label"] for stage in card.cascade["stages"])
-        eot = f", EOT-{card.trials.get('eot_samples')} gradients" if card.trials.get("randomized") else ""
-        protocol = f"{len(data)} images, {trials} trial{'s' if trials > 1 else ''}{eot}, {card.data['precision']}"
-        out.append(Measurement(f"{key}.worst_case_acc", table,
-                               f"ResNet-20, {name}: robust after {stages} at ε = {p.eps * 255:g}/255 ({protocol})",
-                               float(card.cascade["robust_accuracy"]),
-                               std=float(card.cascade["robust_accuracy_std"]) if trials > 1 else None))
+        if key in run.models:
+            model = run.models[key]
+            out += measured_once(run.ctx, f"{key}.worst_case", model, data,
+                                 partial(_worst_case_rows, run, scheme, name, model, data))
     return run.keep(out)
+
+
+def _worst_case_rows(run: _Run, scheme: str, name: str, model: nn.Module, data: ImageDataset
+                     ) -> list[Measurement]:
+    from advlab.evaluate.pipeline import evaluate_model
+
+    s, p = run.settings, run.protocol
+    suite = str(s.get("worst_case_suite", "standard"))
+    card = evaluate_model(model, {"label": f"ResNet-20, {name}"}, data, suite=suite,
+                          epsilons=[p.eps], checks=False, trials=int(s.get("worst_case_trials", p.eot_trials)),
+                          eot_samples=p.eot_samples,
+                          batch_size=int(s.get("worst_case_batch_size", 200)), seed=p.seed,
+                          out_dir=run.ctx.out_dir / "worst_case" / scheme,
+                          precision=str(s.get("worst_case_precision", "fp32")), device=run.ctx.device)
+    assert card.cascade is not None
+    trials = int(card.trials.get("count", 1))
+    stages = ", ".join(stage["label"] for stage in card.cascade["stages"])
+    eot = f", EOT-{card.trials.get('eot_samples')} gradients" if card.trials.get("randomized") else ""
+    protocol = f"{len(data)} images, {trials} trial{'s' if trials > 1 else ''}{eot}, {card.data['precision']}"
+    return [Measurement(f"resnet20.{scheme}.worst_case_acc", f"extension: worst case of advlab's {suite} suite",
+                        f"ResNet-20, {name}: robust after {stages} at ε = {p.eps * 255:g}/255 ({protocol})",
+                        float(card.cascade["robust_accuracy"]),
+                        std=float(card.cascade["robust_accuracy_std"]) if trials > 1 else None)]
 
 
 # --- Fig. 3 --------------------------------------------------------------------------------------------------------
