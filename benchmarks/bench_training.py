@@ -135,9 +135,9 @@ def main() -> None:
     options = ADVERSARIAL_OPTIONS if args.adversarial else OPTIONS
 
     console = Console()
-    from advlab.precision import NATIVE_BF16_FLAGS, cpu_flags
+    from advlab.precision import NATIVE_BF16_FLAGS, cpu_flags, cpu_model
 
-    console.print(f"CPU: {platform.processor() or platform.machine()}; native bf16 flags: "
+    console.print(f"CPU: {cpu_model()}; native bf16 flags: "
                   f"{sorted(cpu_flags() & NATIVE_BF16_FLAGS) or 'none'}")
     table = Table(title=f"fit() training throughput, batch {args.batch_size}, {torch.get_num_threads()} threads")
     ratio = "ratio vs attack fp32" if args.adversarial else "ratio vs default"
@@ -160,7 +160,7 @@ def main() -> None:
     console.print(table)
     if args.out is not None:
         environment = {
-            "date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "cpu": cpu_model(),
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "load_average": list(os.getloadavg()),
             "native_bf16_flags": sorted(cpu_flags() & NATIVE_BF16_FLAGS),
