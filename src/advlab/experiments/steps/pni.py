@@ -583,6 +583,8 @@ def _worst_case(run: _Run, test_set: ImageDataset) -> list[Measurement]:
 
 def _worst_case_rows(run: _Run, scheme: str, name: str, model: nn.Module, data: ImageDataset
                      ) -> list[Measurement]:
+    """One model's worst-case row: robust accuracy after the whole cascade at the paper's ε (mean ± std over
+    trials for a randomized model)."""
     from advlab.evaluate.pipeline import evaluate_model
 
     s, p = run.settings, run.protocol
