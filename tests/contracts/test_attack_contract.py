@@ -1,7 +1,8 @@
 """The attack contract, for every registered attack (a new attack is covered the day it is registered).
 
 Each attack, run through the base class: the result lies in [0, 1] and in the attack's ε-ball; the model comes
-back in the mode and with the parameter flags it had, also when the model raises mid-attack; and the white-box
+back in the mode and with the parameter flags it had, also when the model raises mid-attack; it runs under bf16
+autocast too; and the white-box
 attacks that promise to fool a network do so on a trained one, a bar that an attack returning ``x`` fails.
 """
 
@@ -58,6 +59,20 @@ def test_result_stays_in_the_box_and_the_ball(name: str, trained_mlp, sample_bat
     attack = build(name, trained_mlp)
     result = run(attack, trained_mlp, x, y)
     assert result.adv.shape == x.shape and result.adv.dtype == x.dtype
+    assert float(result.adv.min()) >= 0.0 and float(result.adv.max()) <= 1.0
+    if attack.budget is not None and attack.norm in (Norm.LINF, Norm.L2):
+        assert float(result.norms[attack.norm.value].max()) <= attack.budget * (1 + 1e-5) + 1e-6, name
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_under_bf16_the_attack_runs_and_returns_float32_images_in_the_ball(name: str, trained_mlp,
+                                                                            sample_batch) -> None:
+    """bf16 attacks see bf16 logits: every loss, buffer and estimator must take them (advlab.precision)."""
+    x, y = sample_batch
+    x, y = x[:16], y[:16]
+    attack = dataclasses.replace(build(name, trained_mlp), precision="bf16")
+    result = run(attack, trained_mlp, x, y)
+    assert result.adv.dtype == torch.float32
     assert float(result.adv.min()) >= 0.0 and float(result.adv.max()) <= 1.0
     if attack.budget is not None and attack.norm in (Norm.LINF, Norm.L2):
         assert float(result.norms[attack.norm.value].max()) <= attack.budget * (1 + 1e-5) + 1e-6, name

@@ -55,7 +55,17 @@ def step_direction(grad: torch.Tensor, rule: StepRule) -> torch.Tensor:
 
 def make_loss(name: str, targeted: bool) -> AttackLoss:
     """Per-sample loss to *increase*: ``loss(logits, y, target)``; ``cw`` is an alias of ``margin``; ``score`` is
-    the class score itself (the logit ``F_t``, Wang et al.'s targeted FGSM / gradient step)."""
+    the class score itself (the logit ``F_t``, Wang et al.'s targeted FGSM / gradient step).
+
+    The loss is computed in float32 whatever the logits' dtype: under a bf16 attack the logits come out in bf16,
+    whose 8-bit mantissa would round the margins and ratios the attacks compare from step to step (APGD's best
+    loss, its step-size checkpoints), and per-sample losses then keep one dtype for the buffers that store them."""
+    loss = _loss_in_logits_dtype(name, targeted)
+    return lambda z, y, t: loss(z.float(), y, t)
+
+
+def _loss_in_logits_dtype(name: str, targeted: bool) -> AttackLoss:
+    """:func:`make_loss` without its float32 cast."""
     if name not in LOSS_NAMES:
         raise InputError(f"unknown loss {name!r}; choose one of {', '.join(LOSS_NAMES)}")
     if name == "ce":
