@@ -1,9 +1,9 @@
 """The attack contract, for every registered attack (a new attack is covered the day it is registered).
 
-Each attack, run through the base class: the result lies in [0, 1] and in the attack's ε-ball; the model comes
-back in the mode and with the parameter flags it had, also when the model raises mid-attack; it runs under bf16
-autocast too; and the white-box
-attacks that promise to fool a network do so on a trained one, a bar that an attack returning ``x`` fails.
+Each attack, run through the base class: the result lies in [0, 1] and in the attack's ε-ball, also under bf16
+autocast; the model comes back in the mode and with the parameter flags it had, also when the model raises
+mid-attack; and the white-box attacks that promise to fool a network do so on a trained one, a bar that an attack
+returning ``x`` fails.
 """
 
 from __future__ import annotations
