@@ -31,7 +31,7 @@ PRESETS: dict[str, str] = {
                         r"|t0\.01\.zero_gradient_share|distillation_t4\.fgsm_acc)$"),
     "stochastic-feedforward": (r"(clean_acc_test_split|stochastic_whitebox\.k[0-9.]+|stochastic_heldout\.k0\.5"
                                r"|ensemble\.gain_k0\.5|ensemble\.clean_loss)$"),
-    "pni": r"(_acc_eot|worst_case_acc)$",
+    "pni": r"(_acc_eot|worst_case(_trial0|_redrawn_expected|_redrawn_majority)?_acc|worst_case_fooled_by_draw)$",
 }
 
 

@@ -33,12 +33,13 @@ def test_the_table_keeps_measured_paper_rows_and_the_preset_s_question_rows() ->
     medium = {"rows": [_row("resnet20.vanilla.pgd_acc", 0.3914, 0.402),
                        _row("resnet20.pni_W.pgd_acc_eot", None, 0.41, std=0.004),
                        _row("resnet20.pni_W.worst_case_acc", None, 0.38),
+                       _row("resnet20.pni_W.worst_case_redrawn_majority_acc", None, 0.35),
                        _row("resnet20.pni_I.pgd_acc", 0.4325, None),  # not measured at medium
                        _row("resnet20.pni_W.alpha_mean", None, 0.1)]}  # neither the paper's nor a question row
     quick = {"rows": [_row("resnet20.vanilla.pgd_acc", 0.3914, 0.0)]}
     table = tables.comparison_table("pni", quick, medium)
     assert "| 0.3914 | 0.0000 | 0.4020 | +0.0106 |" in table
-    assert "0.4100 ± 0.0040" in table and "worst_case_acc" in table
+    assert "0.4100 ± 0.0040" in table and "worst_case_acc" in table and "redrawn_majority_acc" in table
     assert "pni_I" not in table and "alpha_mean" not in table
 
 

@@ -4,6 +4,7 @@ worst-case evaluations are kept for a later process."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import torch
 from rich.console import Console
 
 from advlab.data.dataset import ImageDataset
-from advlab.defenses.pni import pni_alphas
+from advlab.defenses.pni import PNITransform, pni_alphas
 from advlab.experiments.presets import load_preset
 from advlab.experiments.runner import ExperimentContext
 from advlab.experiments.steps.pni import _Protocol, _Run, _train, _worst_case
@@ -66,3 +67,23 @@ def test_a_finished_worst_case_is_kept_and_a_later_process_reuses_it(tmp_path: P
     later = run_in_new_process()
     assert _worst_case(later, _images(4)) == first
     assert set(later.ctx.extras["reused_rows"]) == {"resnet20.vanilla.worst_case"}
+
+
+def test_a_noisy_models_worst_case_is_re_judged_on_fresh_draws(tmp_path: Path) -> None:
+    preset = load_preset("pni")
+    settings = {**preset.scale_settings("tiny"), "checkpoints": True}
+    ctx = ExperimentContext(preset=preset, scale="tiny", settings=settings, data_dir=None, out_dir=tmp_path,
+                            device=torch.device("cpu"), console=Console(quiet=True), quiet=True)
+    run = _Run(ctx, _Protocol.from_settings(settings))
+    torch.manual_seed(0)
+    run.models["resnet20.pni_W"] = PNITransform(locations="W").apply(create_model("resnet20")).eval()
+
+    rows = {row.key: row for row in _worst_case(run, _images(6))}
+    assert set(rows) == {f"resnet20.pni_W.{name}" for name in (
+        "worst_case_acc", "worst_case_trial0_acc", "worst_case_redrawn_expected_acc",
+        "worst_case_redrawn_majority_acc", "worst_case_fooled_by_draw")}
+    assert all(0.0 <= row.value <= 1.0 for row in rows.values())
+    # The rerun of the first trial gives the verdict that trial gave inside the worst-case evaluation.
+    card = json.loads((tmp_path / "worst_case" / "pni_W" / "card.json").read_text())
+    assert rows["resnet20.pni_W.worst_case_trial0_acc"].value == card["cascade"]["trial_stage_robust_accuracy"][0][-1]
+    assert (tmp_path / "rows" / "resnet20.pni_W.worst_case_redrawn.json").is_file()

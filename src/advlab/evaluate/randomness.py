@@ -19,16 +19,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from advlab.attacks.base import Attack
+from advlab.attacks.base import Attack, frozen_eval, require_finite_logits
 from advlab.attacks.randomized import declares_stochastic, is_randomized
 from advlab.errors import InputError
-from advlab.evaluate.inputs import EvalData
+from advlab.evaluate.inputs import EvalData, check_batch_size, model_device
 
 __all__ = [
     "DEFAULT_EOT_SAMPLES",
     "DEFAULT_TRIALS",
     "declares_stochastic",
     "detect_randomized",
+    "draw_accuracy",
     "eot_samples_of",
     "has_eot_setting",
     "is_randomized",
@@ -96,3 +97,36 @@ def detect_randomized(model: nn.Module, data: EvalData, device: torch.device, se
     x, _ = data.batch(0, DETECTION_POINTS, device)
     with seeded(seed, "detect", device=device):
         return is_randomized(model, x)
+
+
+def draw_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, draws: int, *, seed: int = 0,
+                  batch_size: int = 256) -> torch.Tensor:
+    """Per point, the share of ``draws`` forward passes that classify it correctly: float64 (N,) in [0, 1].
+
+    A randomized model draws fresh noise in every pass, so a verdict from one pass is one sample of this share.
+    An evaluation that judges each point on single draws (an attack's final pass, a cascade's stages) can be
+    re-judged here at the images it kept: a point counted as fooled whose share stays high was fooled by the
+    draw more than by the perturbation. A deterministic model gives 0 or 1.
+
+    Args:
+        model: [0, 1] images (N, C, H, W) -> logits; run in eval mode, fp32, without gradients, mode restored.
+        x: (N, C, H, W) float images in [0, 1]; y: (N,) int64 labels.
+        draws: forward passes per point (>= 1).
+        seed, batch_size: each batch's passes are seeded from ``(seed, "draws", batch)``, so reruns repeat.
+    """
+    if not isinstance(draws, int) or draws < 1:
+        raise InputError(f"draws must be an integer >= 1, got {draws!r}")
+    if x.shape[0] != y.shape[0]:
+        raise InputError(f"x holds {x.shape[0]} images but y {y.shape[0]} labels")
+    check_batch_size(batch_size)
+    device = model_device(model)
+    hits = torch.zeros(x.shape[0], dtype=torch.float64)
+    with frozen_eval(model), torch.no_grad():
+        for batch, start in enumerate(range(0, x.shape[0], batch_size)):
+            xb = x[start:start + batch_size].to(device, torch.float32)
+            yb = y[start:start + batch_size].to(device)
+            with seeded(seed, "draws", batch, device=device):
+                for _ in range(draws):
+                    correct = require_finite_logits(model(xb)).argmax(dim=-1) == yb
+                    hits[start:start + batch_size] += correct.double().cpu()
+    return hits / draws
