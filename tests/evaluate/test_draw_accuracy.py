@@ -9,8 +9,7 @@ from evaluate_helpers import NoisyInput, OneStepSign
 from torch import nn
 
 from advlab.errors import InputError
-from advlab.evaluate import run_cascade
-from advlab.evaluate.randomness import draw_accuracy
+from advlab.evaluate import draw_accuracy, run_cascade
 
 
 class CorrectWithProbability(nn.Module):

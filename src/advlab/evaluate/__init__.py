@@ -5,7 +5,7 @@ Grouped public API:
 * robust accuracy: :func:`robust_accuracy_curve`, :func:`evaluate_attack` (also C&W's mean L2 to fool and
   ZOO's success rate), :func:`run_attack` (per-sample records);
 * worst case over an attack set: :func:`run_cascade`, :class:`CascadeStage`, :data:`SUITES`, :func:`build_suite`;
-* randomized models: :func:`is_randomized`, :func:`with_eot`;
+* randomized models: :func:`is_randomized`, :func:`with_eot`, :func:`draw_accuracy`;
 * sanity checks: :func:`run_checks` and the ``check_*`` functions, :class:`CheckResult` (advlab/evaluate/checks.md);
 * analyses: :func:`perturbation_statistics`, :func:`pixel_histograms`, :func:`average_perturbation_images`,
   :func:`average_adversarial_grid`, :func:`input_gradient_norms`, :func:`transfer_matrix`,
@@ -29,7 +29,7 @@ from advlab.evaluate.checks import (
     run_checks,
 )
 from advlab.evaluate.gradient_norms import GradientNorms, input_gradient_norms
-from advlab.evaluate.randomness import is_randomized, with_eot
+from advlab.evaluate.randomness import draw_accuracy, is_randomized, with_eot
 from advlab.evaluate.robustness import EpsilonResult, RobustnessCurve, evaluate_attack, robust_accuracy_curve
 from advlab.evaluate.runner import AttackMetrics, AttackRun, run_attack
 from advlab.evaluate.state import EvaluationState
@@ -53,7 +53,7 @@ __all__ = [
     "accuracy_vs_steps", "average_adversarial_grid", "average_perturbation_images", "build_card", "build_suite",
     "check_iterative_vs_single_step", "check_more_iterations", "check_random_sampling",
     "check_randomness_without_eot", "check_saturated_softmax", "check_unbounded_attack",
-    "check_white_box_vs_black_box", "check_zero_gradients", "evaluate_attack", "input_gradient_norms",
+    "check_white_box_vs_black_box", "check_zero_gradients", "draw_accuracy", "evaluate_attack", "input_gradient_norms",
     "is_randomized", "load_card", "parameter_sweep", "perturbation_statistics", "pixel_histograms",
     "robust_accuracy_curve", "run_attack", "run_cascade", "run_checks", "save_card", "transfer_matrix", "with_eot",
 ]
