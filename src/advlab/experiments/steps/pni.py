@@ -617,7 +617,7 @@ def _redrawn_worst_case_rows(run: _Run, scheme: str, name: str, model: nn.Module
     """How much of a noisy model's worst case the noise draw accounts for.
 
     The cascade judges a point on one fresh draw per stage and counts it fooled if any stage's draw misclassified
-    its adversarial example (as AutoAttack judges randomized defenses); the attacks also stop early on a draw
+    its adversarial example (as AutoAttack's evaluation loop does); the attacks also stop early on a draw
     that misclassifies. A point near the decision boundary can thus be counted fooled by its draws rather than
     by its perturbation. This reruns the first trial of the worst case (same seeds and attacks, so the same
     verdicts) keeping each point's first adversarial example, and re-judges those examples (the clean image
