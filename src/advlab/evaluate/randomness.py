@@ -125,8 +125,9 @@ def draw_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, draws: int
         for batch, start in enumerate(range(0, x.shape[0], batch_size)):
             xb = x[start:start + batch_size].to(device, torch.float32)
             yb = y[start:start + batch_size].to(device)
+            counts = torch.zeros(xb.shape[0], dtype=torch.int64, device=device)
             with seeded(seed, "draws", batch, device=device):
                 for _ in range(draws):
-                    correct = require_finite_logits(model(xb)).argmax(dim=-1) == yb
-                    hits[start:start + batch_size] += correct.double().cpu()
+                    counts += require_finite_logits(model(xb)).argmax(dim=-1) == yb
+            hits[start:start + batch_size] = counts.double().cpu()  # one transfer per batch, not per draw
     return hits / draws
