@@ -26,13 +26,19 @@ def _images(n: int = 8) -> ImageDataset:
     return ImageDataset(images, torch.arange(n) % 10, tuple(str(c) for c in range(10)), "random/train")
 
 
-def test_a_trained_pni_network_loads_back_with_its_noise(tmp_path: Path) -> None:
+def _tiny_run(out_dir: Path, **overrides: object) -> _Run:
+    """A run of the pni preset's tiny scale into ``out_dir``, checkpointing (so rows are kept), as a new process
+    would start it."""
     preset = load_preset("pni")
-    settings = {**preset.scale_settings("tiny"), "checkpoints": True, "init": "scratch",
-                "train_attack_precision": "bf16"}
-    ctx = ExperimentContext(preset=preset, scale="tiny", settings=settings, data_dir=None, out_dir=tmp_path,
+    settings = {**preset.scale_settings("tiny"), "checkpoints": True, **overrides}
+    ctx = ExperimentContext(preset=preset, scale="tiny", settings=settings, data_dir=None, out_dir=out_dir,
                             device=torch.device("cpu"), console=Console(quiet=True), quiet=True)
-    trained = _train(_Run(ctx, _Protocol.from_settings(settings)), "resnet20", "pni_W", "W", _images(), scratch=True)
+    return _Run(ctx, _Protocol.from_settings(settings))
+
+
+def test_a_trained_pni_network_loads_back_with_its_noise(tmp_path: Path) -> None:
+    run = _tiny_run(tmp_path, init="scratch", train_attack_precision="bf16")
+    trained = _train(run, "resnet20", "pni_W", "W", _images(), scratch=True)
 
     loaded = load_model(None, tmp_path / "networks" / "resnet20.pni_W" / "last.safetensors")
     assert loaded.card["defenses"] == [{"name": "pni", "locations": "W", "granularity": "layer",
@@ -45,13 +51,8 @@ def test_a_trained_pni_network_loads_back_with_its_noise(tmp_path: Path) -> None
 
 def test_a_finished_worst_case_is_kept_and_a_later_process_reuses_it(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    preset = load_preset("pni")
-    settings = {**preset.scale_settings("tiny"), "checkpoints": True}
-
     def run_in_new_process() -> _Run:
-        ctx = ExperimentContext(preset=preset, scale="tiny", settings=settings, data_dir=None, out_dir=tmp_path,
-                                device=torch.device("cpu"), console=Console(quiet=True), quiet=True)
-        run = _Run(ctx, _Protocol.from_settings(settings))
+        run = _tiny_run(tmp_path)
         torch.manual_seed(0)
         run.models["resnet20.vanilla"] = create_model("resnet20").eval()
         return run
@@ -70,11 +71,7 @@ def test_a_finished_worst_case_is_kept_and_a_later_process_reuses_it(tmp_path: P
 
 
 def test_a_noisy_models_worst_case_is_re_judged_on_fresh_draws(tmp_path: Path) -> None:
-    preset = load_preset("pni")
-    settings = {**preset.scale_settings("tiny"), "checkpoints": True}
-    ctx = ExperimentContext(preset=preset, scale="tiny", settings=settings, data_dir=None, out_dir=tmp_path,
-                            device=torch.device("cpu"), console=Console(quiet=True), quiet=True)
-    run = _Run(ctx, _Protocol.from_settings(settings))
+    run = _tiny_run(tmp_path)
     torch.manual_seed(0)
     run.models["resnet20.pni_W"] = PNITransform(locations="W").apply(create_model("resnet20")).eval()
 
